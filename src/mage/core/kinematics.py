@@ -1,0 +1,61 @@
+"""Batched forward kinematics (torch; runs wherever its inputs live, CPU or GPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mage.core.checks import check_shape
+from mage.core.skeleton import Skeleton
+
+
+@dataclass
+class FKOutput:
+    global_rotations: torch.Tensor  # (..., J, 3, 3) joint-to-world rotations
+    positions: torch.Tensor  # (..., J, 3) world joint positions, metres
+
+
+def forward_kinematics(
+    local_rotations: torch.Tensor,
+    trans: torch.Tensor | None,
+    skeleton: Skeleton,
+) -> FKOutput:
+    """Global rotations and positions from local rotations and root translation.
+
+    local_rotations: (..., J, 3, 3); joint 0's rotation is the root's global orientation.
+    trans: (..., 3) or None (zero). Follows SMPL: pelvis = trans + offsets[0];
+    child = parent_pos + R_global[parent] @ offsets[child];
+    R_global[j] = R_global[parent(j)] @ R_local[j].
+    """
+    J = skeleton.num_joints
+    check_shape(local_rotations, "local_rotations", (J, 3, 3))
+    batch = local_rotations.shape[:-3]
+    if trans is None:
+        trans = local_rotations.new_zeros(*batch, 3)
+    check_shape(trans, "trans", (3,))
+    if trans.shape[:-1] != batch:
+        raise ValueError(
+            f"trans: batch shape {tuple(trans.shape[:-1])} does not match "
+            f"local_rotations' {tuple(batch)}"
+        )
+    offsets = torch.tensor(skeleton.offsets, dtype=local_rotations.dtype,
+                              device=local_rotations.device)
+    rots: list[torch.Tensor] = [local_rotations[..., 0, :, :]]
+    pos: list[torch.Tensor] = [trans + offsets[0]]
+    # A Python loop over the 22 joints: the tree is tiny and the batch does the work.
+    for j in range(1, J):
+        p = skeleton.parents[j]
+        rots.append(rots[p] @ local_rotations[..., j, :, :])
+        pos.append(pos[p] + (rots[p] @ offsets[j].unsqueeze(-1)).squeeze(-1))
+    return FKOutput(torch.stack(rots, dim=-3), torch.stack(pos, dim=-2))
+
+
+def local_from_global(global_rotations: torch.Tensor, parents: tuple[int, ...]) -> torch.Tensor:
+    """Inverse of the rotation part of FK: R_local[j] = R_global[parent]^T @ R_global[j]."""
+    check_shape(global_rotations, "global_rotations", (len(parents), 3, 3))
+    local = global_rotations.clone()
+    for j, p in enumerate(parents):
+        if p >= 0:
+            local[..., j, :, :] = global_rotations[..., p, :, :].transpose(-1, -2) @ global_rotations[..., j, :, :]
+    return local
