@@ -59,3 +59,14 @@ def test_motion_fk_upright_rest_is_z_up():
     head, lankle = p[0, 15], p[0, 7]
     assert head[2] - lankle[2] > 1.2  # standing along +z
     assert p[0, 20, 0] > 0.5  # left wrist on +x when facing -y... body's left maps to world +x
+
+
+def test_place_by_head_puts_head_on_tracker(rng):
+    from mage.core.kinematics import place_by_head
+
+    sk = Skeleton.smpl22()
+    R = random_rotations(7, 22, generator=rng)
+    head = torch.randn(7, 3, generator=rng, dtype=torch.float64)
+    fk, trans = place_by_head(R, head, sk)
+    assert torch.allclose(fk.positions[:, 15], head, atol=1e-12)
+    assert torch.allclose(fk.positions, forward_kinematics(R, trans, sk).positions, atol=1e-12)

@@ -59,3 +59,21 @@ def local_from_global(global_rotations: torch.Tensor, parents: tuple[int, ...]) 
         if p >= 0:
             local[..., j, :, :] = global_rotations[..., p, :, :].transpose(-1, -2) @ global_rotations[..., j, :, :]
     return local
+
+
+def place_by_head(
+    local_rotations: torch.Tensor, head_positions: torch.Tensor, skeleton: Skeleton,
+    head_joint: int = 15,
+) -> tuple[FKOutput, torch.Tensor]:
+    """Place a predicted pose in the world the way the community protocol does.
+
+    FK of the predicted local rotations with zero translation, then translate the whole
+    body so that its head lands on the tracked head position (so the head error is 0).
+
+    local_rotations: (..., J, 3, 3); head_positions: (..., 3) tracked head, world.
+    returns: (FK output in the world, trans (..., 3) that achieves it).
+    """
+    check_shape(head_positions, "head_positions", (3,))
+    fk0 = forward_kinematics(local_rotations, None, skeleton)
+    trans = head_positions - fk0.positions[..., head_joint, :]
+    return FKOutput(fk0.global_rotations, fk0.positions + trans.unsqueeze(-2)), trans
