@@ -14,6 +14,7 @@ import sys
 
 COMMAND_MODULES = (
     "mage.cli.env",
+    "mage.cli.evaluate",
 )
 
 
