@@ -1,0 +1,169 @@
+"""``mage data``: import, export, inspect motion files and build the processed dataset.
+
+    mage data import FILE... -o OUT [--rig NAME|map.json] [--body-model PATH]
+    mage data export IN -o OUT.{bvh,npz} [--format amass|mage]
+    mage data build [SOURCE...] -o OUT [--recipe NAME] [--split-test SUBJECTS] [--workers N]
+    mage data info FILE
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("data", help="import/export motion files, build the training dataset",
+                              description="Import, export and inspect motion files; build the processed dataset.")
+    sub = p.add_subparsers(title="data commands", metavar="DATA_COMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+    imp = sub.add_parser("import", help="motion files (.bvh, .amc, AMASS .npz) -> the project's npz")
+    imp.add_argument("files", nargs="+", metavar="FILE")
+    imp.add_argument("-o", "--out", required=True,
+                     help="output .npz for one file, or a folder (one <name>.npz per file)")
+    _add_rig_and_model(imp)
+    imp.set_defaults(func=run_import)
+
+    exp = sub.add_parser("export", help="a motion file -> BVH or npz (project or AMASS layout)")
+    exp.add_argument("input", metavar="IN")
+    exp.add_argument("-o", "--out", required=True, help="OUT.bvh or OUT.npz")
+    exp.add_argument("--format", choices=("mage", "amass"), default=None,
+                     help="npz layout (default mage; amass: SMPL-H poses (T, 156) for smplx)")
+    exp.add_argument("--gender", default="male", choices=("male", "female", "neutral"),
+                     help="gender written to an AMASS npz (default male)")
+    _add_rig_and_model(exp)
+    exp.set_defaults(func=run_export)
+
+    b = sub.add_parser("build", help="raw motion files -> processed dataset (manifest + records)")
+    b.add_argument("sources", nargs="*", metavar="SOURCE", help="motion files or folders")
+    b.add_argument("-o", "--out", required=True, help="dataset folder")
+    b.add_argument("--recipe", default=None, help="named build (cmu-mini); SOURCE defaults to its source")
+    b.add_argument("--source", action="append", default=None,
+                   help="source folder/file (alternative to SOURCE; overrides a recipe's default)")
+    b.add_argument("--split-test", default=None, metavar="SUBJECTS",
+                   help="comma-separated test subjects, e.g. 03,07 (default: the recipe's, "
+                        "else a fixed hash order of subject names)")
+    b.add_argument("--workers", type=int, default=None, help="processes (default min(2, cpus))")
+    b.add_argument("--min-seconds", type=float, default=None,
+                   help="drop shorter sequences (default 2)")
+    b.add_argument("--real-shape", action="store_true",
+                   help="AMASS: the subject's gender and betas instead of male, zero betas")
+    b.add_argument("--force", action="store_true", help="rebuild every record")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_rig_and_model(b)
+    b.set_defaults(func=run_build)
+
+    info = sub.add_parser("info", help="frames, fps, duration, height and rig of a motion file "
+                                       "(or a summary of a dataset folder)")
+    info.add_argument("file", metavar="FILE")
+    _add_rig_and_model(info)
+    info.set_defaults(func=run_info)
+
+
+def _add_rig_and_model(p) -> None:
+    p.add_argument("--rig", default="auto",
+                   help="BVH/ASF-AMC joint map: preset name or map.json (default auto-detect)")
+    p.add_argument("--body-model", default=None, metavar="PATH",
+                   help="SMPL-H model.npz or folder with {male,female,neutral}/model.npz (AMASS)")
+
+
+def run_import(args) -> int:
+    from mage.cli.main import CLIError
+    from mage.data.io import load_motion
+
+    files = [Path(f) for f in args.files]
+    out = Path(args.out)
+    if out.suffix.lower() == ".npz":
+        if len(files) != 1:
+            raise CLIError(f"{out}: one output file for {len(files)} inputs; give a folder")
+        targets = [out]
+    else:
+        targets = [out / f"{f.stem}.npz" for f in files]
+        dup = {t for t in targets if targets.count(t) > 1}
+        if dup:
+            raise CLIError(f"several inputs would write {sorted(map(str, dup))[0]}; import them separately")
+    failed = 0
+    for src, dst in zip(files, targets):
+        try:
+            motion = load_motion(src, rig=args.rig, body_model=args.body_model)
+            motion.save(dst)
+        except (ValueError, FileNotFoundError) as err:
+            failed += 1
+            print(f"failed: {src}: {err}")
+            continue
+        print(f"{src} -> {dst} ({motion.num_frames} frames, {motion.fps:g} fps, "
+              f"rig {motion.meta.get('rig', '?')})")
+    return 2 if failed else 0
+
+
+def run_export(args) -> int:
+    from mage.data.io import load_motion, save_motion
+
+    motion = load_motion(args.input, rig=args.rig, body_model=args.body_model)
+    kwargs = {}
+    if args.format == "amass":
+        kwargs = {"gender": args.gender, "body_model": args.body_model}
+    save_motion(motion, args.out, format=args.format, **kwargs)
+    print(f"{args.input} -> {args.out} ({motion.num_frames} frames, {motion.fps:g} fps)")
+    return 0
+
+
+def run_build(args) -> int:
+    from mage.data.build import build_dataset
+
+    sources = list(args.sources) + list(args.source or [])
+    test = None
+    if args.split_test is not None:
+        test = [s for s in (x.strip() for x in args.split_test.split(",")) if s]
+    report = build_dataset(
+        sources, args.out, recipe=args.recipe, test_subjects=test, workers=args.workers,
+        body_model=args.body_model, rig=args.rig, use_real_shape=args.real_shape,
+        min_seconds=args.min_seconds, force=args.force, progress=not args.no_progress,
+    )
+    print(f"report: {os.path.join(args.out, 'build_report.md')}")
+    return 1 if report["counts"]["failed"] else 0
+
+
+def motion_height(motion) -> float:
+    """Head z minus the lowest foot z in the first frame, metres."""
+    p = motion.joint_positions()[0]
+    sk = motion.skeleton
+    feet = [sk.index("left_foot"), sk.index("right_foot")]
+    return float(p[sk.index("head"), 2] - p[feet, 2].min())
+
+
+def run_info(args) -> int:
+    path = Path(args.file)
+    if path.is_dir():
+        return _dataset_info(path)
+    from mage.data.io import detect_format, load_motion
+
+    motion = load_motion(path, rig=args.rig, body_model=args.body_model)
+    print(f"file: {path}")
+    print(f"format: {detect_format(path)}")
+    print(f"frames: {motion.num_frames}")
+    print(f"fps: {motion.fps:g}")
+    print(f"duration: {motion.duration:.2f} s")
+    print(f"height: {motion_height(motion):.3f} m (head z - lowest foot z, first frame)")
+    auto = " (auto-detected)" if motion.meta.get("rig_auto") else ""
+    print(f"rig: {motion.meta.get('rig', 'unknown')}{auto}")
+    joint_map = motion.meta.get("joint_map")
+    if isinstance(joint_map, dict) and joint_map:
+        print("joint map (SMPL joint <- source joint):")
+        for k, v in joint_map.items():
+            print(f"  {k} <- {v}")
+    return 0
+
+
+def _dataset_info(root: Path) -> int:
+    from mage.data.dataset import ProcessedDataset
+
+    ds = ProcessedDataset(root)
+    print(f"dataset: {root} ({ds.manifest['format']}, recipe {ds.recipe}, {ds.fps:g} fps)")
+    for split in ds.splits:
+        ids = ds.ids(split)
+        frames = sum(ds.info(i)["frames"] for i in ids)
+        print(f"  {split}: {len(ids)} sequences, {frames} frames, {frames / ds.fps / 60:.2f} min")
+    print(f"  failures: {len(ds.manifest.get('failures', []))}")
+    return 0

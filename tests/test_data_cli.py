@@ -1,0 +1,114 @@
+"""``mage data`` commands and the format dispatch of ``mage.data.io``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_amass import write_amass_npz
+
+from mage.cli.main import main
+from mage.core.motion import Motion
+from mage.core.skeleton import Skeleton
+from mage.data.amass import NotAMotionFile
+from mage.data.io import detect_format, load_motion, save_motion
+
+
+def test_load_motion_dispatches_npz_by_content(tmp_path, smplh_model_file):
+    m = Motion.rest(5, fps=30.0)
+    m.save(tmp_path / "mine.npz")
+    write_amass_npz(tmp_path / "am.npz", T=8, fps=120)
+    np.savez(tmp_path / "shape.npz", betas=np.zeros(16), gender=np.array("male"))
+    assert detect_format(tmp_path / "mine.npz") == "mage"
+    assert detect_format(tmp_path / "am.npz") == "amass"
+    assert load_motion(tmp_path / "mine.npz").fps == 30.0
+    am = load_motion(tmp_path / "am.npz", body_model=smplh_model_file)
+    assert am.num_frames == 8 and am.fps == 120.0  # the file's own rate: no stride here
+    with pytest.raises(NotAMotionFile):
+        load_motion(tmp_path / "shape.npz", body_model=smplh_model_file)
+    (tmp_path / "m.fbx").write_text("")
+    with pytest.raises(ValueError, match=r"supported: \.bvh, \.amc, \.npz"):
+        load_motion(tmp_path / "m.fbx")
+    with pytest.raises(ValueError, match="format 'amass' writes .npz"):
+        save_motion(m, tmp_path / "x.bvh", format="amass")
+
+
+def test_import_and_info(tmp_path, smplh_model_file, capsys):
+    write_amass_npz(tmp_path / "am.npz", T=8, fps=120)
+    assert main(["data", "import", str(tmp_path / "am.npz"), "-o", str(tmp_path / "out"),
+                 "--body-model", str(smplh_model_file)]) == 0
+    m = Motion.load(tmp_path / "out" / "am.npz")
+    ref = load_motion(tmp_path / "am.npz", body_model=smplh_model_file)
+    assert m.num_frames == 8 and torch.allclose(m.joint_positions(), ref.joint_positions(), atol=1e-5)
+
+    # info: height = head z - lowest foot z of frame 0; for the upright rest pose of the
+    # default skeleton that is the y extent between those joints in the body frame
+    Motion.rest(90, fps=30.0).save(tmp_path / "rest.npz")
+    capsys.readouterr()
+    assert main(["data", "info", str(tmp_path / "rest.npz")]) == 0
+    text = capsys.readouterr().out
+    rest = Skeleton.smpl22().rest_positions()
+    height = rest[15, 1] - min(rest[10, 1], rest[11, 1])
+    assert f"height: {height:.3f} m" in text
+    assert "frames: 90" in text and "fps: 30" in text and "duration: 3.00 s" in text
+    assert "rig: smpl22" in text
+
+
+def test_export_amass_then_back(tmp_path, smplh_model_file, capsys):
+    sk = Skeleton.from_smpl_model(smplh_model_file)
+    g = torch.Generator().manual_seed(3)
+    m = Motion.from_axis_angle(torch.randn(6, 22, 3, generator=g) * 0.3, torch.randn(6, 3, generator=g),
+                               60.0, sk)
+    m.save(tmp_path / "m.npz")
+    assert main(["data", "export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "a.npz"),
+                 "--format", "amass"]) == 0
+    with np.load(tmp_path / "a.npz") as f:
+        assert f["poses"].shape == (6, 156)
+    back = load_motion(tmp_path / "a.npz", body_model=smplh_model_file)
+    assert torch.allclose(back.joint_positions(), m.joint_positions(), atol=1e-5)
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "x.txt").write_text("")
+    assert main(["data", "info", str(tmp_path / "x.txt")]) == 2
+    assert "unsupported file type '.txt'" in capsys.readouterr().err
+    assert main(["data", "build", str(tmp_path), "-o", str(tmp_path / "o"), "--recipe", "nope"]) == 2
+    assert "recipes: cmu-mini" in capsys.readouterr().err
+    assert main(["data", "import", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"),
+                 "-o", str(tmp_path / "one.npz")]) == 2
+
+
+def test_build_command(tmp_path, capsys):
+    src = tmp_path / "src"
+    for subject, seed in (("s1", 1), ("s2", 2), ("s3", 3)):
+        (src / subject).mkdir(parents=True)
+        g = torch.Generator().manual_seed(seed)
+        Motion.from_axis_angle(torch.randn(130, 22, 3, generator=g) * 0.2, torch.zeros(130, 3),
+                               60.0).save(src / subject / "t.npz")
+    out = tmp_path / "ds"
+    rc = main(["data", "build", str(src), "-o", str(out), "--split-test", "s2,s3",
+               "--workers", "1", "--no-progress"])
+    assert rc == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"] == {"train": ["s1__t"], "test": ["s2__t", "s3__t"]}
+    printed = capsys.readouterr().out
+    assert "test :    2 sequences,     258 frames" in printed
+    assert main(["data", "info", str(out)]) == 0
+    assert "train: 1 sequences, 129 frames" in capsys.readouterr().out
+
+
+def test_recipe_source_resolves_from_cwd_or_repository(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from mage.data.recipes import Recipe, get_recipe
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    assert Recipe("r", "d", default_source="here").resolve_source() == Path("here")
+    repo = Path(__file__).resolve().parents[1]
+    assert Recipe("r", "d", default_source="tests").resolve_source() == repo / "tests"
+    with pytest.raises(FileNotFoundError, match="--source"):
+        Recipe("r", "d", default_source="no/such/folder").resolve_source()
+    assert get_recipe("cmu-mini").test_subjects == ("03", "06", "07")
