@@ -104,3 +104,14 @@ def test_bad_motion_input(tmp_path):
     (tmp_path / "x.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match="x.npz"):
         Motion.load(tmp_path / "x.npz")
+
+
+def test_saved_files_are_world_readable_and_atomic(tmp_path):
+    import os
+    import stat
+
+    m = _random_motion(5)
+    m.save(tmp_path / "m.npz")
+    mode = stat.S_IMODE(os.stat(tmp_path / "m.npz").st_mode)
+    assert mode & 0o044  # not the 0600 of a temporary file
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left behind

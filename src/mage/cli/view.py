@@ -1,0 +1,51 @@
+"""``mage view``: look at motions in 3D in the browser (a local, self-contained page)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "view", help="open motions in a 3D browser viewer (local page, works offline)",
+        description="Write a self-contained HTML viewer for one or more motion files (drawn "
+                    "together, e.g. a prediction and its ground truth) and serve it on "
+                    "127.0.0.1. Play/pause, timeline, speed, orbit by dragging, zoom by "
+                    "wheel. Motion files: the project's .npz (Motion.save) or any format "
+                    "mage.data.io reads.")
+    p.add_argument("motions", nargs="+", metavar="MOTION", help="motion file(s) to show together")
+    p.add_argument("--names", nargs="+", metavar="NAME", help="labels (default: the file names)")
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 = any free)")
+    p.add_argument("--no-browser", action="store_true", help="print the address, do not open a browser")
+    p.add_argument("--out", metavar="PAGE.html",
+                   help="also keep the page here (default: a temporary file, deleted on exit)")
+    p.add_argument("--no-serve", action="store_true",
+                   help="only write the page given by --out (open it as a file) and exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from mage.cli.main import CLIError
+    from mage.viz.inputs import load_motion_file
+    from mage.viz.viewer import serve_viewer, write_viewer_html
+
+    if args.no_serve and not args.out:
+        raise CLIError("--no-serve needs --out PAGE.html (where to write the page)")
+    if args.names and len(args.names) != len(args.motions):
+        raise CLIError(f"--names: {len(args.names)} names for {len(args.motions)} motions")
+    if not 0 <= args.port <= 65535:
+        raise CLIError(f"--port: expected 0..65535, got {args.port}")
+    motions = [load_motion_file(p) for p in args.motions]
+    names = args.names or [Path(p).stem for p in args.motions]
+    if args.out:
+        page = write_viewer_html(motions, args.out, names=names)
+        print(f"wrote {page}")
+        if args.no_serve:
+            return 0
+        serve_viewer(page, args.port, open_browser=not args.no_browser)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="mage-view-") as tmp:
+        page = write_viewer_html(motions, Path(tmp) / "viewer.html", names=names)
+        serve_viewer(page, args.port, open_browser=not args.no_browser)
+    return 0
