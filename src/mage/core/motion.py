@@ -160,7 +160,7 @@ class Motion:
         """
         F = _FLIP_X.to(self.rotations)
         R = F @ self.rotations[:, self.skeleton.mirror_map()] @ F
-        off0 = torch.as_tensor(self.skeleton.offsets[0], dtype=self.trans.dtype)
+        off0 = torch.tensor(self.skeleton.offsets[0], dtype=self.trans.dtype)
         tr = (self.trans + off0) @ F.T - off0
         return replace(self, rotations=R, trans=tr)
 
@@ -169,7 +169,7 @@ class Motion:
         Rz = rot.rotation_about_axis(torch.tensor(float(angle)), "z").to(self.rotations)
         R = self.rotations.clone()
         R[:, 0] = Rz @ R[:, 0]
-        off0 = torch.as_tensor(self.skeleton.offsets[0], dtype=self.trans.dtype)
+        off0 = torch.tensor(self.skeleton.offsets[0], dtype=self.trans.dtype)
         tr = (self.trans + off0) @ Rz.T - off0
         return replace(self, rotations=R, trans=tr)
 
