@@ -1,0 +1,82 @@
+"""``mage model``: the model card of a preset or checkpoint, and the list of presets.
+
+    mage model list
+    mage model info PRESET_OR_CKPT_DIR [--steps K] [--timing] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("model", help="model card (parameters, FLOPs, memory) and presets")
+    sub = p.add_subparsers(title="model commands", metavar="MODEL_COMMAND", dest="model_command")
+    p_list = sub.add_parser("list", help="list the named presets")
+    p_list.set_defaults(func=run)
+    p_info = sub.add_parser("info", help="parameters per stage, FLOPs and memory of a preset or checkpoint")
+    p_info.add_argument("target", metavar="PRESET_OR_CKPT_DIR",
+                        help="a preset name (see `mage model list`) or a checkpoint directory")
+    p_info.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the config's)")
+    p_info.add_argument("--timing", action="store_true",
+                        help="also time one sample() call at batch 1 and the throughput at batch 64 "
+                             "on this machine's CPU (random weights suffice)")
+    p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_info.set_defaults(func=run)
+    p.set_defaults(func=lambda args: _print_help(p))
+
+
+def _print_help(parser) -> int:
+    parser.print_help()
+    return 1
+
+
+def run(args) -> int:
+    if args.model_command == "list":
+        return _run_list()
+    return _run_info(args)
+
+
+def _run_list() -> int:
+    from mage.model.config import PRESET_DESCRIPTIONS, MageConfig
+
+    for name, description in PRESET_DESCRIPTIONS.items():
+        cfg = MageConfig.preset(name)
+        print(f"{name:<22} {'+'.join(cfg.scales):<12} {cfg.mode:<10} width {cfg.width:<4} "
+              f"window {cfg.window:<4} steps {cfg.sampling_steps}  {description}")
+    return 0
+
+
+def _run_info(args) -> int:
+    from pathlib import Path
+
+    from mage.cli.main import CLIError
+    from mage.model import PRESETS, MageConfig, MageModel
+    from mage.model.card import model_card, time_sampling
+    from mage.model.checkpoint import load_checkpoint
+
+    if args.target in PRESETS:
+        model, source = MageModel(MageConfig.preset(args.target)), f"preset {args.target} (random weights)"
+    elif Path(args.target).is_dir():
+        model, source = load_checkpoint(args.target), f"checkpoint {args.target}"
+    else:
+        raise CLIError(f"{args.target!r} is neither a preset ({', '.join(PRESETS)}) nor a "
+                       "checkpoint directory")
+    card = model_card(model, steps=args.steps)
+    timing = None
+    if args.timing:
+        timing = {"batch1": time_sampling(model, batch=1, repeats=30, steps=args.steps),
+                  "batch64": time_sampling(model, batch=64, repeats=5, steps=args.steps)}
+    if args.json:
+        print(json.dumps({"source": source, "config": model.config.to_dict(), **card.to_dict(),
+                          **({"timing": timing} if timing else {})}, indent=2))
+        return 0
+    cfg = model.config
+    print(f"{source}: scales {'+'.join(cfg.scales)}, mode {cfg.mode}, fusion {cfg.fusion}, "
+          f"block {cfg.block}, width {cfg.width}")
+    print(card.format())
+    if timing:
+        b1, b64 = timing["batch1"], timing["batch64"]
+        print(f"sample() at batch 1: median {b1['median_ms']:.2f} ms, p95 {b1['p95_ms']:.2f} ms; "
+              f"batch 64: {b64['frames_per_s']:.0f} frames/s offline")
+    return 0

@@ -1,0 +1,40 @@
+"""The MAGE model: multi-stage diffusion from sparse tracking to 22-joint SMPL motion.
+
+Public API:
+    MageConfig, PRESETS, PRESET_DESCRIPTIONS   typed configuration and presets
+    MageModel                                  network(s), training loss, DDIM sampling
+    DDIMScheduler, cosine_betas                the diffusion math (no weights)
+    mage.model.checkpoint                      save_checkpoint / load_checkpoint
+    mage.model.card                            model_card: parameters, FLOPs, memory
+
+Modules: config (settings, presets; torch-free), scheduler (math), network (weights),
+losses, mage_model (the pipeline tying them together), checkpoint, card.
+The torch-based names are imported on first use, so that reading configs and presets
+(``from mage.model import MageConfig``) does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mage.model.config import PRESET_DESCRIPTIONS, PRESETS, MageConfig
+
+if TYPE_CHECKING:
+    from mage.model.mage_model import MageModel
+    from mage.model.scheduler import DDIMScheduler, cosine_betas
+
+_LAZY = {
+    "MageModel": "mage.model.mage_model",
+    "DDIMScheduler": "mage.model.scheduler",
+    "cosine_betas": "mage.model.scheduler",
+}
+
+__all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "DDIMScheduler", "MageConfig", "MageModel", "cosine_betas"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mage.model' has no attribute {name!r}")
