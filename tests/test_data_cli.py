@@ -112,3 +112,43 @@ def test_recipe_source_resolves_from_cwd_or_repository(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="--source"):
         Recipe("r", "d", default_source="no/such/folder").resolve_source()
     assert get_recipe("cmu-mini").test_subjects == ("03", "06", "07")
+
+
+def test_build_amass_protocol1_follows_the_published_lists(tmp_path, smplh_model_file, capsys):
+    # An AMASS root with the real folder layout; the lists split subject 01 across train and
+    # test, so a subject-based split could not produce this manifest.
+    root = tmp_path / "AMASS"
+    for rel, seed in (("CMU/01/01_01_poses.npz", 1), ("CMU/01/01_02_poses.npz", 2),
+                      ("BioMotionLab_NTroje/rub001/0001_walk_poses.npz", 3)):
+        write_amass_npz(root / rel, T=300, fps=120.0, seed=seed)
+    np.savez(root / "CMU" / "01" / "shape.npz", betas=np.zeros(16), gender=np.array("male"))
+    lists = tmp_path / "data_split"
+    lists.mkdir()
+    (lists / "train.txt").write_text("CMU/01/01_01_poses.npz\r\nBMLrub/rub001/0001_walk_poses.npz\r\n")
+    (lists / "test.txt").write_text("# test\nCMU/01/01_02_poses.npz\n")
+    out = tmp_path / "ds"
+    rc = main(["data", "build", str(root), "-o", str(out), "--body-model", str(smplh_model_file),
+               "--amass-protocol", "1", "--train-list", str(lists / "train.txt"),
+               "--test-list", str(lists / "test.txt"), "--workers", "1", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    sources = {split: sorted(manifest["sequences"][i]["source"].split("AMASS/")[1] for i in ids)
+               for split, ids in manifest["splits"].items()}
+    assert sources == {"train": ["BioMotionLab_NTroje/rub001/0001_walk_poses.npz", "CMU/01/01_01_poses.npz"],
+                       "test": ["CMU/01/01_02_poses.npz"]}
+    # 120 Hz -> 60 Hz by stride, minus frame 0: 149 rows
+    assert all(s["frames"] == 149 for s in manifest["sequences"].values())
+
+
+def test_build_amass_protocol_errors(tmp_path, smplh_model_file, capsys):
+    root = tmp_path / "AMASS"
+    write_amass_npz(root / "CMU/01/01_01_poses.npz", T=200, fps=60.0)
+    (tmp_path / "l.txt").write_text("CMU/01/01_09_poses.npz\n")
+    base = ["data", "build", str(root), "-o", str(tmp_path / "ds"), "--body-model", str(smplh_model_file)]
+    assert main(base + ["--amass-protocol", "1"]) == 2
+    assert "--train-list" in capsys.readouterr().err
+    assert main(base + ["--amass-protocol", "1", "--train-list", str(tmp_path / "l.txt"),
+                        "--test-list", str(tmp_path / "l.txt")]) == 2
+    assert "01_09_poses.npz" in capsys.readouterr().err  # the missing file is named
+    assert main(base + ["--amass-protocol", "2"]) == 2
+    assert "HumanEva" in capsys.readouterr().err  # missing protocol-2 subsets are named

@@ -301,13 +301,13 @@ def test_cli_eval_user_errors(tmp_path, capsys):
 
 
 def test_cli_eval_checkpoint_with_seeds(tmp_path, monkeypatch, capsys):
-    # Stand-ins for the model side (mage.model.checkpoint, mage.inference.sequence): the
-    # "model" predicts the rest pose plus seed-dependent noise on the left hip.
-    pytest.importorskip("mage.data.dataset", reason="mage.data.dataset (ProcessedDataset) not written yet")
-    import sys
-    from types import ModuleType
-
+    # A real (tiny, untrained) checkpoint saved as a finished training run (RUN/final); the
+    # sequence predictor is replaced by one that predicts the rest pose plus seed-dependent
+    # noise on the left hip, so that the seed plumbing and the spread can be checked.
+    import mage.inference.sequence as sequence
     from mage.cli.main import main
+    from mage.model import MageConfig, MageModel
+    from mage.model.checkpoint import save_checkpoint
 
     calls = []
 
@@ -317,12 +317,10 @@ def test_cli_eval_checkpoint_with_seeds(tmp_path, monkeypatch, capsys):
         R[:, 1] = rotation_about_axis(0.1 * (seed + 1), "z")
         return matrix_to_rot6d(R)  # (T, 22, 6)
 
-    ckpt = ModuleType("mage.model.checkpoint")
-    ckpt.load_checkpoint = lambda path: torch.nn.Linear(1, 1)
-    seq = ModuleType("mage.inference.sequence")
-    seq.predict_sequence = predict_sequence
-    monkeypatch.setitem(sys.modules, "mage.model.checkpoint", ckpt)
-    monkeypatch.setitem(sys.modules, "mage.inference.sequence", seq)
+    monkeypatch.setattr(sequence, "predict_sequence", predict_sequence)
+    tiny = MageConfig.preset("mage-small").with_overrides(width=16, window=8)
+    save_checkpoint(MageModel(tiny), tmp_path / "runs" / "x" / "final")
+    monkeypatch.chdir(tmp_path)
 
     recs = [random_record(i, 6, k) for k, i in enumerate(("s0", "s1"))]
     write_disk_dataset(tmp_path / "ds", recs, {"train": ["s0"], "test": ["s1"]})

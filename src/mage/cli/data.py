@@ -3,6 +3,8 @@
     mage data import FILE... -o OUT [--rig NAME|map.json] [--body-model PATH]
     mage data export IN -o OUT.{bvh,npz} [--format amass|mage]
     mage data build [SOURCE...] -o OUT [--recipe NAME] [--split-test SUBJECTS] [--workers N]
+    mage data build AMASS_ROOT -o OUT --body-model smplh/ --amass-protocol 1 \\
+        --train-list CMU/train_split.txt --test-list CMU/test_split.txt [...]
     mage data info FILE
 """
 
@@ -44,6 +46,13 @@ def register(subparsers) -> None:
     b.add_argument("--split-test", default=None, metavar="SUBJECTS",
                    help="comma-separated test subjects, e.g. 03,07 (default: the recipe's, "
                         "else a fixed hash order of subject names)")
+    b.add_argument("--amass-protocol", type=int, choices=(1, 2), default=None,
+                   help="AMASS: 1 = the published random split (needs --train-list/--test-list), "
+                        "2 = cross-dataset subsets; SOURCE is then the AMASS root folder")
+    b.add_argument("--train-list", action="append", default=[], metavar="FILE",
+                   help="protocol 1: a published train split list (repeat per subset)")
+    b.add_argument("--test-list", action="append", default=[], metavar="FILE",
+                   help="protocol 1: a published test split list (repeat per subset)")
     b.add_argument("--workers", type=int, default=None, help="processes (default min(2, cpus))")
     b.add_argument("--min-seconds", type=float, default=None,
                    help="drop shorter sequences (default 2)")
@@ -116,10 +125,20 @@ def run_build(args) -> int:
     test = None
     if args.split_test is not None:
         test = [s for s in (x.strip() for x in args.split_test.split(",")) if s]
+    split_files = None
+    if args.amass_protocol is not None:
+        from mage.data.build import amass_protocol_splits
+
+        if len(sources) != 1:
+            raise ValueError("--amass-protocol: give exactly one SOURCE, the AMASS root folder")
+        split_files = amass_protocol_splits(sources[0], args.amass_protocol, args.train_list, args.test_list)
+    elif args.train_list or args.test_list:
+        raise ValueError("--train-list/--test-list need --amass-protocol 1")
     report = build_dataset(
         sources, args.out, recipe=args.recipe, test_subjects=test, workers=args.workers,
         body_model=args.body_model, rig=args.rig, use_real_shape=args.real_shape,
         min_seconds=args.min_seconds, force=args.force, progress=not args.no_progress,
+        split_files=split_files,
     )
     print(f"report: {os.path.join(args.out, 'build_report.md')}")
     return 1 if report["counts"]["failed"] else 0

@@ -87,15 +87,9 @@ def run(args) -> int:
     else:
         from mage.evaluate.protocol import model_predict_fn
 
-        try:
-            from mage.model.checkpoint import load_checkpoint
-        except ImportError as err:
-            raise CLIError(f"cannot load checkpoints: mage.model.checkpoint is unavailable ({err})") from None
-        model = load_checkpoint(args.ckpt)
-        if hasattr(model, "to"):
-            model = model.to(device)
-        if hasattr(model, "eval"):
-            model.eval()
+        from mage.inference.pretrained import load_pretrained
+
+        model = load_pretrained(args.ckpt, device=str(device))  # name, checkpoint or run folder
         settings = {"checkpoint": args.ckpt, "mode": args.mode,
                     "steps": "default" if args.steps is None else args.steps, "device": str(device)}
         runs = []

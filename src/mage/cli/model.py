@@ -53,15 +53,15 @@ def _run_info(args) -> int:
     from mage.cli.main import CLIError
     from mage.model import PRESETS, MageConfig, MageModel
     from mage.model.card import model_card, time_sampling
-    from mage.model.checkpoint import load_checkpoint
+    from mage.inference.pretrained import load_pretrained
 
     if args.target in PRESETS:
         model, source = MageModel(MageConfig.preset(args.target)), f"preset {args.target} (random weights)"
-    elif Path(args.target).is_dir():
-        model, source = load_checkpoint(args.target), f"checkpoint {args.target}"
     else:
-        raise CLIError(f"{args.target!r} is neither a preset ({', '.join(PRESETS)}) nor a "
-                       "checkpoint directory")
+        try:  # a packaged checkpoint name, a checkpoint folder or a training run folder
+            model, source = load_pretrained(args.target), f"checkpoint {args.target}"
+        except FileNotFoundError as err:
+            raise CLIError(f"{args.target!r} is neither a preset ({', '.join(PRESETS)}) nor a checkpoint: {err}") from None
     card = model_card(model, steps=args.steps)
     timing = None
     if args.timing:

@@ -31,7 +31,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from mage.core.atomic import atomic_write
 from mage.data.dataset import FORMAT, record_file, record_is_complete, write_manifest
@@ -295,10 +295,17 @@ def _plan(files: list[SourceFile], cache: dict, settings: BuildSettings, out: Pa
     return results, tasks
 
 
-def _manifest(results: dict[str, dict], test: list[str], fps: float, recipe: str) -> dict:
-    """The manifest (format in mage.data.dataset) of the imported or reused sequences."""
+def _manifest(results: dict[str, dict], test: list[str], fps: float, recipe: str,
+              test_sources: set[str] | None = None) -> dict:
+    """The manifest (format in mage.data.dataset) of the imported or reused sequences.
+
+    The test split is the sequences of the ``test`` subjects, or, when ``test_sources``
+    (absolute paths) is given, exactly those files (the AMASS protocol lists)."""
     ok = {i: r for i, r in sorted(results.items()) if r["status"] in ("ok", "reused")}
-    test_ids = [i for i, r in ok.items() if r["subject"] in test]
+    if test_sources is not None:
+        test_ids = [i for i, r in ok.items() if os.path.abspath(r["source"]) in test_sources]
+    else:
+        test_ids = [i for i, r in ok.items() if r["subject"] in test]
     return {
         "format": FORMAT,
         "fps": int(fps) if float(fps).is_integer() else fps,
@@ -329,6 +336,7 @@ def build_dataset(
     force: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    split_files: Mapping[str, Iterable[str | Path]] | None = None,
 ) -> dict:
     """Build (or update) the processed dataset in ``out``; returns the build report.
 
@@ -339,6 +347,9 @@ def build_dataset(
     test_subjects: overrides the recipe's; default: ``choose_test_subjects``.
     workers: processes (default min(2, cpu count)); 1 runs in this process.
     min_seconds: shorter sequences are dropped (default: recipe's, else 2 s).
+    split_files: an explicit split, ``{"train": files, "test": files}`` (the AMASS
+        protocol-1 lists or protocol-2 subsets, see :func:`amass_protocol_splits`): only
+        these files under ``sources`` are imported and the split follows them, not subjects.
     """
     from mage.data.recipes import get_recipe
 
@@ -366,9 +377,14 @@ def build_dataset(
         raise ValueError(
             f"no motion files ({', '.join(MOTION_EXTENSIONS)}) under {', '.join(map(str, sources))}"
         )
+    test_sources = None
+    if split_files is not None:
+        files, test_sources = _apply_split_files(files, split_files, sources)
     if settings.body_model is None:
         _check_no_amass(files)
     test, split_rule, warnings = _test_subjects(files, test_subjects, rec)
+    if test_sources is not None:
+        test, split_rule = [], "explicit file lists (train / test)"
 
     # --- reuse, then import what is new or changed ----------------------------------
     (out / "sequences").mkdir(parents=True, exist_ok=True)
@@ -390,7 +406,8 @@ def build_dataset(
         _run_tasks(tasks, workers, progress, on_result)
 
     # --- splits, manifest, cache, report --------------------------------------------
-    manifest = _manifest(results, test, settings.fps, rec.name if rec is not None else "custom")
+    manifest = _manifest(results, test, settings.fps, rec.name if rec is not None else "custom",
+                         test_sources)
     ok = {i: r for i, r in results.items() if i in manifest["sequences"]}
     write_manifest(out, manifest)
     with atomic_write(out / CACHE_FILE, "w") as fh:
@@ -426,6 +443,45 @@ def build_dataset(
     for line in report_summary_lines(report):
         log(line)
     return report
+
+
+def _apply_split_files(files: list[SourceFile], split_files, sources) -> tuple[list[SourceFile], set[str]]:
+    """Keep the files named by ``split_files``; (kept files, absolute test paths)."""
+    unknown = set(split_files) - {"train", "test"}
+    if unknown:
+        raise ValueError(f"split_files: unknown split(s) {sorted(unknown)}; use 'train' and 'test'")
+    wanted = {os.path.abspath(p): split for split, paths in split_files.items() for p in paths}
+    found = {os.path.abspath(f.path) for f in files}
+    missing = sorted(p for p in wanted if p not in found)
+    if missing:
+        raise ValueError(f"split lists: {len(missing)} file(s) not found under "
+                         f"{', '.join(map(str, sources))}, e.g. {missing[0]}")
+    kept = [f for f in files if os.path.abspath(f.path) in wanted]
+    return kept, {p for p, split in wanted.items() if split == "test"}
+
+
+def amass_protocol_splits(amass_root: str | Path, protocol: int, train_lists=(), test_lists=()
+                          ) -> dict[str, list[Path]]:
+    """The files of an AMASS protocol, for ``build_dataset(split_files=...)``.
+
+    protocol 1: the published random-split lists (AvatarPoser / AGRoL text files of
+    relative npz paths, e.g. ``CMU/10/10_05_poses.npz``), given as ``train_lists`` and
+    ``test_lists`` (one file per subset is usual); protocol 2: the cross-dataset subsets
+    (mage.data.amass.PROTOCOL2_TRAIN / PROTOCOL2_TEST), no lists.
+    """
+    from mage.data.amass import read_split_list, resolve_protocol2, resolve_split_list
+
+    if protocol == 2:
+        if train_lists or test_lists:
+            raise ValueError("protocol 2 uses whole subsets: give no split lists")
+        return resolve_protocol2(amass_root)
+    if protocol != 1:
+        raise ValueError(f"protocol: expected 1 or 2, got {protocol!r}")
+    if not train_lists or not test_lists:
+        raise ValueError("protocol 1 needs the published split lists: --train-list and --test-list "
+                         "(e.g. data_split/CMU/train_split.txt of AvatarPoser / AGRoL)")
+    return {split: [p for lst in lists for p in resolve_split_list(read_split_list(lst), amass_root)]
+            for split, lists in (("train", train_lists), ("test", test_lists))}
 
 
 def _check_no_amass(files: list[SourceFile]) -> None:

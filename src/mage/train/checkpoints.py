@@ -68,7 +68,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if (path / FINAL / WEIGHTS).is_file():
         return path / FINAL
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint or run folder")
+        raise FileNotFoundError(f"{path}: checkpoint folder not found (no such checkpoint or run folder)")
     hint = ""
     if list_checkpoints(path):
         hint = (f"; the run has no {FINAL}/ (unfinished?): pass one of its checkpoints, "
