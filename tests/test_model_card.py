@@ -11,15 +11,6 @@ from mage.model.card import model_card, time_sampling
 from mage.model.checkpoint import save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from two, and on a shared 2-core
-    machine two spinning threads per process slow these tests down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_flops_match_a_hand_count_for_a_single_stage_mlp():
     D, N, L = 32, 8, 2

@@ -18,15 +18,6 @@ from mage.model.checkpoint import (
 from mage.model.config import SCALE_ORDER
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from two, and on a shared 2-core
-    machine two spinning threads per process slow these tests down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny(name="mage-paper", **kw):
     return MageConfig.preset(name).with_overrides(width=32, window=8, depth={s: 1 for s in SCALE_ORDER}, **kw)

@@ -89,7 +89,7 @@ def test_with_overrides_merges_dicts_and_converts_lists():
 
 def test_from_dict_takes_defaults_for_missing_keys():
     assert MageConfig.from_dict({}) == MageConfig.preset("mage-paper")
-    with pytest.raises(ValueError, match="expected a dict"):
+    with pytest.raises(ValueError, match="expected a mapping"):
         MageConfig.from_dict([("width", 3)])
 
 

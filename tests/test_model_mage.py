@@ -10,15 +10,6 @@ from mage.model.config import SCALE_ORDER
 B, N = 2, 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls gain nothing from a 2nd thread, and on a shared 2-core machine two
-    spinning threads per process made this test ~15x slower (2.8 s -> 41 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny(name: str = "mage-paper", **overrides) -> MageConfig:
     """A preset at test size: width 32, window 8, one block per stage."""

@@ -1,6 +1,5 @@
 """A tiny MAGE overfits one batch of smooth motion on CPU (a few seconds)."""
 
-import pytest
 import torch
 
 from mage.core.kinematics import forward_kinematics
@@ -9,15 +8,6 @@ from mage.core.skeleton import Skeleton
 from mage.core.tracking import TRACKED_JOINTS, sparse_condition
 from mage.model import MageConfig, MageModel
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls gain nothing from a 2nd thread, and on a shared 2-core machine two
-    spinning threads per process made this test ~15x slower (2.8 s -> 41 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def smooth_motion_batch(batch: int, frames: int, seed: int = 0):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from mage.typed_config import check_config_keys
+
 SCALE_ORDER = ("S0", "S1", "S2", "S3")  # coarse to fine; S3 = the 22 SMPL joints
 MODES = ("gradual", "sequential")
 FUSIONS = ("c+f", "c+frec", "c+f+frec")
@@ -203,12 +205,7 @@ class MageConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MageConfig:
         """Build from a (partial) dict; missing fields take defaults, unknown keys raise."""
-        if not isinstance(d, dict):
-            raise ValueError(f"config: expected a dict, got {type(d).__name__}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ValueError(f"config: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+        check_config_keys(d, cls, "config")
         return cls(**d)
 
     def with_overrides(self, **overrides: Any) -> MageConfig:

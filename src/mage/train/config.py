@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mage.model.config import MageConfig
+from mage.typed_config import check_config_keys
 
 DEFAULT_PRESET = "mage-paper"
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -146,12 +147,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Build from a (partial) dict; missing fields take defaults, unknown keys raise."""
-        if not isinstance(d, dict):
-            raise ValueError(f"train config: expected a mapping, got {type(d).__name__}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ValueError(f"train config: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+        check_config_keys(d, cls, "train config")
         d = dict(d)
         if "model" in d:
             d["model"] = model_config(d["model"])
