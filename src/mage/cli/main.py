@@ -14,7 +14,15 @@ import sys
 
 COMMAND_MODULES = (
     "mage.cli.env",
+    "mage.cli.render",
+    "mage.cli.view",
+    "mage.cli.data",
     "mage.cli.evaluate",
+    "mage.cli.train",
+    "mage.cli.model",
+    "mage.cli.predict",
+    "mage.cli.serve",
+    "mage.cli.export",
 )
 
 

@@ -1,0 +1,15 @@
+"""Inference for real use: offline prediction, streaming, WebSocket server, ONNX export.
+
+Kept light: importing this package imports no torch. Modules (each imports what it needs):
+
+    sequence      predict_sequence / predict_motion: whole sequences, offline or online
+    streaming     Streamer: one tracking frame in, one pose out (causal, constant memory)
+    server        the WebSocket server behind ``mage serve``
+    device        device frames (zup / openxr / unity) and device-to-joint offsets
+    tracking_log  CSV / JSON tracking logs -> a clean 60 fps Tracking
+    writers       predicted motions -> npz / AMASS / BVH / JSON
+    onnx_export   ONNX export of the denoiser and of the few-step sampler
+    pretrained    load_pretrained(name_or_path): packaged checkpoints by name
+"""
+
+MODEL_FPS = 60.0  # frames per second the models are trained and run at (the protocol's)

@@ -1,0 +1,174 @@
+"""Online inference, one tracking frame in, one full-body pose out: :class:`Streamer`.
+
+Causal with no lookahead: the pose of frame t uses tracking frames 0..t only, so the
+added latency is **0 frames** (plus the compute time of one ``push``). Memory is
+constant: a ring buffer of ``window`` condition rows.
+
+Per ``push`` (frames are expected at the model rate, 60 Hz; the condition's velocities
+are per frame, so a stream at another rate must be resampled by the sender):
+
+1. the devices' native poses become SMPL joint poses in the project frame
+   (:class:`mage.inference.device.DeviceConfig`, ``frame`` + offsets);
+2. a lost device (``null``, missing, or NaN) holds its last valid joint pose and is
+   flagged in ``Pose.lost``; the stream cannot start before all three devices have been
+   seen once (``push`` raises ``ValueError`` and keeps its state);
+3. the condition row of frame t (rotation and position velocities relative to frame
+   t-1, :func:`mage.core.tracking.sparse_condition`) enters the ring buffer. Frame 0
+   has no previous frame: its pose is predicted from a window of its own row with zero
+   velocities and that row is not kept. From frame 1 on the window holds rows 1..t,
+   front-padded by repeating row 1 until it is full (``Pose.padded``): exactly
+   ``predict_sequence(mode="online")`` on ``Tracking.condition()``;
+4. one DDIM sample of the window with the fixed noise of ``seed``; the last frame's
+   local rotations are placed so that the head joint is on the tracked head.
+
+Threads: the Streamer leaves them to the caller (``torch.set_num_threads``, or
+``OnnxMageModel(path, threads=...)``). One is usually best for batch 1 on a small CPU
+that other programs share; ``mage serve`` defaults to 1 (benchmarks/latency).
+
+Backends: ``"torch"`` (a MageModel) or ``"onnx"`` (an onnxruntime session, a path to
+a file written by ``mage export`` or an ``OnnxMageModel``: the sampler graph, or the
+denoiser graph with the DDIM loop of :class:`mage.inference.onnx_export.OnnxMageModel`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mage.core import rotations as rot
+from mage.core.kinematics import place_by_head
+from mage.core.skeleton import Skeleton
+from mage.core.tracking import sparse_condition
+from mage.inference import MODEL_FPS
+from mage.inference.device import DEVICES, DeviceConfig
+from mage.inference.sequence import model_device, window_noise
+from mage.inference.tracking_log import TrackingFrame, joint_poses
+from mage.inference.writers import pose_record
+
+BACKENDS = ("torch", "onnx")
+LATENCY_FRAMES = 0
+
+
+@dataclass
+class Pose:
+    """The full-body pose of one frame.
+
+    frame: index since the start (or the last reset); rotations: (22, 4) local joint
+    rotations, quaternions (x, y, z, w), joint 0 = root orientation in the world;
+    positions: (22, 3) world joint positions (metres, z-up); trans: (3,) SMPL root
+    translation; lost: (3,) bool, head/left/right held from an earlier frame;
+    padded: the window was not yet full (fewer than ``window`` frames seen).
+    """
+
+    frame: int
+    rotations: np.ndarray
+    positions: np.ndarray
+    trans: np.ndarray
+    lost: tuple[bool, bool, bool]
+    padded: bool
+    timestamp: float | None = None
+
+    def to_dict(self, decimals: int = 6) -> dict:
+        """JSON-ready dict: the fields of a frame of the JSON motion format
+        (:func:`mage.inference.writers.pose_record`) plus timestamp, lost, padded."""
+        out = pose_record(self.frame, self.rotations, self.positions, self.trans, MODEL_FPS, decimals)
+        out.update(timestamp=self.timestamp, lost=dict(zip(DEVICES, self.lost)), padded=self.padded)
+        return out
+
+
+class Streamer:
+    """Stateful causal inference: ``pose = streamer.push(frame)`` once per tracking frame.
+
+    model_or_session: a MageModel (backend "torch"), or an onnxruntime session, a path
+    to an ``.onnx`` from ``mage export`` or an OnnxMageModel (backend "onnx").
+    steps: DDIM steps (default: the model's); seed: the fixed initial noise.
+    frame: device frame ("zup", "openxr", "unity"), or pass ``device`` (a DeviceConfig,
+    with offsets); skeleton: for placing the pose (default SMPL neutral).
+    """
+
+    latency_frames = LATENCY_FRAMES
+
+    def __init__(self, model_or_session, backend: str = "torch", steps: int | None = None,
+                 seed: int = 0, frame: str = "zup", device: DeviceConfig | None = None,
+                 skeleton: Skeleton | None = None):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "torch":
+            if not isinstance(model_or_session, torch.nn.Module):
+                raise ValueError("backend='torch' needs a MageModel; for an ONNX file or session use backend='onnx'")
+            self.model = model_or_session.eval()
+        else:
+            if isinstance(model_or_session, torch.nn.Module):
+                raise ValueError("backend='onnx' needs an onnxruntime session or a .onnx path, got a torch module")
+            from mage.inference.onnx_export import OnnxMageModel
+
+            self.model = model_or_session if isinstance(model_or_session, OnnxMageModel) \
+                else OnnxMageModel(model_or_session, steps)
+        self.steps = steps
+        self._device = model_device(self.model)
+        if device is not None and frame != "zup" and device.frame != frame:
+            raise ValueError(f"frame={frame!r} contradicts device.frame={device.frame!r}; pass one of them")
+        self.device = device or DeviceConfig(frame)
+        self.skeleton = skeleton or Skeleton.smpl22()
+        self.window = int(self.model.window)
+        self._noise = window_noise(self.window, seed)[None].to(self._device)  # (1, N, 22, 6)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next push is frame 0 again."""
+        self._buffer = torch.zeros(self.window, 54)  # ring of condition rows (oldest first)
+        self._rows = 0  # condition rows seen (frames - 1)
+        self._frames = 0
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # joint R (3,3,3), p (3,3)
+
+    @property
+    def frames_seen(self) -> int:
+        return self._frames
+
+    def _joint_pose(self, f: TrackingFrame) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        R, p, valid = joint_poses(self.device, f.positions, f.quaternions)
+        if self._last is None and not valid.all():
+            missing = [d for d, v in zip(DEVICES, valid) if not v]
+            raise ValueError(f"no valid pose yet for {', '.join(missing)}: the stream starts at the "
+                             "first frame where head, left and right are all tracked")
+        if not valid.all():
+            keep = torch.as_tensor(valid)
+            R = torch.where(keep[:, None, None], R, self._last[0])
+            p = torch.where(keep[:, None], p, self._last[1])
+        return R, p, valid
+
+    def push(self, frame: TrackingFrame | dict) -> Pose:
+        """Add one tracking frame (a TrackingFrame or its JSON dict) -> the pose of it."""
+        f = frame if isinstance(frame, TrackingFrame) else TrackingFrame.from_dict(frame)
+        R, p, valid = self._joint_pose(f)
+        R_prev, p_prev = self._last if self._last is not None else (R, p)
+        row = sparse_condition(torch.stack([R_prev, R]), torch.stack([p_prev, p]))[0].float()  # (54,)
+        if self._last is None:
+            window = row.expand(self.window, -1)  # frame 0: zero velocities, not kept
+        else:
+            if self._rows == 0:
+                self._buffer[:] = row  # front padding with the first row
+            else:
+                self._buffer = torch.roll(self._buffer, -1, dims=0)
+                self._buffer[-1] = row
+            self._rows += 1
+            window = self._buffer
+        with torch.inference_mode():
+            d6 = self.model.sample(window[None].to(self._device), steps=self.steps, noise=self._noise)
+        d6 = d6[0, -1].cpu()  # (22, 6)
+        R_local = rot.rot6d_to_matrix(d6.double())
+        fk, trans = place_by_head(R_local, p[0], self.skeleton)
+        self._last = (R, p)
+        pose = Pose(
+            frame=self._frames,
+            rotations=rot.matrix_to_quaternion(R_local).numpy(),
+            positions=fk.positions.numpy(),
+            trans=trans.numpy(),
+            lost=tuple(bool(not v) for v in valid),
+            padded=self._rows < self.window,
+            timestamp=f.timestamp,
+        )
+        self._frames += 1
+        return pose
