@@ -75,11 +75,3 @@ def smooth_motion(T: int = 40, fps: float = 60.0, seed: int = 0) -> Motion:
     return Motion(R.float(), trans.float(), fps)
 
 
-def one_torch_thread():
-    """Generator for a module-scoped fixture: torch on 1 thread, restored afterwards.
-    Batch-1 inference of tiny models gains nothing from threads, and on a busy 2-core
-    machine 2 threads spin against each other (see benchmarks/latency)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from inference_helpers import one_torch_thread, smooth_motion, tiny_model
+from inference_helpers import smooth_motion, tiny_model
 
 from mage.cli.main import main
 from mage.core import Motion, Tracking
@@ -15,10 +15,6 @@ from mage.inference.device import DeviceConfig
 from mage.inference.tracking_log import TrackingLog, write_tracking_log
 from mage.inference.writers import motion_to_json, write_motion
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")

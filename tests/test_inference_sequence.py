@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from inference_helpers import FrameLocalModel, WindowAngleModel, one_torch_thread, smooth_motion, tiny_model
+from inference_helpers import FrameLocalModel, WindowAngleModel, smooth_motion, tiny_model
 
 from mage.core import Tracking
 from mage.core import rotations as rot
@@ -19,10 +19,6 @@ from mage.inference.sequence import (
     window_starts,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_torch_thread()
 
 
 def _cond(T, seed=0):

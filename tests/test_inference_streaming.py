@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from inference_helpers import one_torch_thread, smooth_motion, tiny_model
+from inference_helpers import smooth_motion, tiny_model
 
 from mage.core import Tracking
 from mage.core import rotations as rot
@@ -12,10 +12,6 @@ from mage.inference.sequence import predict_sequence, window_noise
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from inference_helpers import one_torch_thread, smooth_motion, tiny_model
+from inference_helpers import smooth_motion, tiny_model
 
 from mage.core import Tracking
 from mage.inference.device import DeviceConfig
@@ -9,10 +9,6 @@ from mage.inference.onnx_export import compare_with_torch, export_onnx, onnx_ses
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from inference_helpers import one_torch_thread, smooth_motion, tiny_model
+from inference_helpers import smooth_motion, tiny_model
 
 from mage.core import Tracking
 from mage.inference.device import DeviceConfig
@@ -20,10 +20,6 @@ from mage.inference.server import PoseServer
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_torch_thread()
 
 
 ROOT = Path(__file__).resolve().parents[1]

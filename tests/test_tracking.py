@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import random_rotations
-from mage.core import Motion, Skeleton, Tracking, sparse_condition
+from mage.core import Motion, Tracking, sparse_condition
 from mage.core.tracking import split_condition
 
 

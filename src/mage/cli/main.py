@@ -12,17 +12,18 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = (
-    "mage.cli.env",
-    "mage.cli.render",
-    "mage.cli.view",
+COMMAND_MODULES = (  # in the order of the pipeline; `mage --help` lists them so
+    "mage.cli.demo",
     "mage.cli.data",
-    "mage.cli.evaluate",
-    "mage.cli.train",
     "mage.cli.model",
+    "mage.cli.train",
+    "mage.cli.evaluate",
     "mage.cli.predict",
     "mage.cli.serve",
     "mage.cli.export",
+    "mage.cli.render",
+    "mage.cli.view",
+    "mage.cli.env",
 )
 
 
