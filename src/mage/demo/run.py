@@ -86,7 +86,8 @@ def run_demo(
         with _Timer(result, "render", log):
             video = out / f"demo.{video_format}"
             # every 2nd frame: a 30 fps video keeps the demo well under a minute on 2 cores
-            render_motion(pred, video, gt=reference, layout="side", every=2, progress=False)
+            render_motion(pred, video, gt=reference, layout="side", every=2, progress=False,
+                          gt_label=label or "ground truth")
             result.outputs["video"] = video
     with _Timer(result, "viewer", log):
         from mage.viz.viewer import write_viewer_html

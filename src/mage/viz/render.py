@@ -56,12 +56,14 @@ class SkeletonRenderer:
         a person facing -y from their front left).
     error_max_cm: top of the error colour scale (default: the 99th percentile of the
         errors over the whole motion, at least 5 cm), fixed for all frames.
+    gt_label: what the reference motion is called in the panel titles (e.g. "synthetic
+        reference" when it is not captured ground truth).
     """
 
     def __init__(self, motion, gt=None, *, layout: str = "side", size=(960, 540),
                  fps: float | None = None, radius: float = 0.8, height: float = 1.9,
                  elev: float = 10.0, azim: float = -60.0, zoom: float = 1.3,
-                 error_max_cm: float | None = None):
+                 error_max_cm: float | None = None, gt_label: str = "ground truth"):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
@@ -105,11 +107,11 @@ class SkeletonRenderer:
             self._add_panel([0.0, 0.0, 1.0, 0.94], [(self.pred, "sides")], None, elev, azim)
         elif layout == "side":
             # narrower panels: zoom out so that the floor squares do not overlap
-            self._add_panel([0.0, 0.0, 0.46, 0.94], [(self.gt, "sides")], "ground truth", elev, azim, 0.8)
+            self._add_panel([0.0, 0.0, 0.46, 0.94], [(self.gt, "sides")], gt_label, elev, azim, 0.8)
             self._add_panel([0.46, 0.0, 0.46, 0.94], [(self.pred, "error")], "prediction", elev, azim, 0.8)
         else:
             self._add_panel([0.0, 0.0, 0.92, 0.94], [(self.gt, "ghost"), (self.pred, "error")],
-                            "prediction (colour) over ground truth (grey)", elev, azim)
+                            f"prediction (colour) over {gt_label} (grey)", elev, azim)
         if self.gt is not None:
             self._add_colorbar()
         self.current = None  # the frame drawn last
@@ -289,7 +291,7 @@ def render_motion(motion, path, gt=None, fps: float | None = None, layout: str =
     every: draw every n-th frame (default 1 for MP4; for GIF the smallest step that keeps
         the rate at or below 25 fps: GIF delays are whole centiseconds).
     size: (width, height) pixels. ``progress``: show a tqdm bar. ``style``: see
-        :class:`SkeletonRenderer` (radius, height, elev, azim, zoom, error_max_cm).
+        :class:`SkeletonRenderer` (radius, height, elev, azim, zoom, error_max_cm, gt_label).
     returns: the path written.
     """
     from tqdm.auto import tqdm
