@@ -54,7 +54,7 @@ def test_cli_model_list_and_info(capsys, tmp_path):
     assert "mage-small" in out and "ablation-sequential" in out
     assert main(["model", "info", "mage-small", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["parameters"]["total"] == 950_557 and info["window"] == 48
+    assert info["parameters"]["total"] == 908_317 and info["window"] == 48
     assert info["flops_per_window"] == 4 * info["flops_per_call"]
     torch.manual_seed(0)
     cfg = MageConfig.preset("mage-small").with_overrides(width=32)

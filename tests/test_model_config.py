@@ -31,7 +31,7 @@ def test_ablations_differ_from_paper_only_where_named():
     expected = {
         "ablation-s3": {"scales", "depth"}, "ablation-s2s3": {"scales", "depth"},
         "ablation-s0": {"scales", "depth"}, "ablation-cf": {"fusion"},
-        "ablation-cfrec": {"fusion"}, "ablation-sequential": {"mode", "fusion"},
+        "ablation-cfrec": {"fusion"}, "ablation-sequential": {"mode", "fusion", "xt_input"},
     }
     for name, keys in expected.items():
         d = MageConfig.preset(name).to_dict()

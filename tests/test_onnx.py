@@ -66,7 +66,7 @@ def test_export_errors(exported, tmp_path):
     from mage.model import MageConfig, MageModel
 
     seq = MageModel(MageConfig.preset("mage-small").with_overrides(
-        mode="sequential", fusion="c+frec", width=16, window=8, depth={"S1": 1, "S2": 1, "S3": 1}))
+        mode="sequential", fusion="c+frec", xt_input="all", width=16, window=8, depth={"S1": 1, "S2": 1, "S3": 1}))
     with pytest.raises(ValueError, match="mode='sequential' is not exportable"):
         export_onnx(seq, tmp_path / "x.onnx", "sampler")
     assert not (tmp_path / "x.onnx").exists()

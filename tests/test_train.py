@@ -431,7 +431,9 @@ def test_kill9_then_resume_continues_like_an_uninterrupted_run(dataset, tmp_path
     log = tmp_path / "killed.log"
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "mage.cli.main", "train", "--config", str(cfg_path),
-                                 "--data", str(dataset), "--out", str(run)], stdout=fh, stderr=fh)
+                                 "--data", str(dataset), "--out", str(run)], stdout=fh, stderr=fh,
+                                # one thread, like this process (conftest): same float reductions
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
         try:
             deadline = time.time() + 120
             while not list_checkpoints(run) and proc.poll() is None and time.time() < deadline:

@@ -26,16 +26,19 @@ ROOT = Path(__file__).resolve().parents[2]
 # name -> (description, model overrides on top of the base preset). The S3-only baseline
 # gets the same total depth as MAGE's three stages, so the comparison is about structure.
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "mage": ("MAGE S1+S2+S3, [C+F+F_rec], gradual", {}),
+    # The first five were run with every stage reading x_t (xt_input="all", then the
+    # default); it is pinned here so that their rows stay what was measured.
+    "mage": ("MAGE S1+S2+S3, [C+F+F_rec], gradual, x_t in every stage", {"xt_input": "all"}),
     "s3-only": ("single-stage S3 (AGRoL-like baseline)", {"scales": ["S3"], "depth": {"S3": 6}}),
-    "fusion-cf": ("MAGE, fusion [C+F]", {"fusion": "c+f"}),
-    "fusion-cfrec": ("MAGE, fusion [C+F_rec]", {"fusion": "c+frec"}),
-    "sequential": ("MAGE, sequential (one diffusion model per stage)", {"mode": "sequential", "fusion": "c+frec"}),
-    # Diagnostic, not in the paper: MAGE with only stage 1 reading the noisy sample x_t (by
-    # default every stage reads it, so per-frame noise can reach the output three times).
-    "xt-first": ("MAGE, x_t read by stage 1 only (diagnostic)", {"xt_input": "first"}),
+    "fusion-cf": ("MAGE, fusion [C+F], x_t in every stage", {"fusion": "c+f", "xt_input": "all"}),
+    "fusion-cfrec": ("MAGE, fusion [C+F_rec], x_t in every stage", {"fusion": "c+frec", "xt_input": "all"}),
+    "sequential": ("MAGE, sequential (one diffusion model per stage)",
+                   {"mode": "sequential", "fusion": "c+frec", "xt_input": "all"}),
+    # MAGE with only stage 1 reading the noisy sample x_t: found by the diagnosis of the
+    # jitter of "mage", and since then the default of every preset.
+    "xt-first": ("MAGE S1+S2+S3, [C+F+F_rec], gradual, x_t in stage 1 only (the default)", {"xt_input": "first"}),
 }
-DEFAULT_VARIANTS = ("mage", "s3-only", "fusion-cf", "fusion-cfrec", "sequential")
+DEFAULT_VARIANTS = tuple(VARIANTS)
 HEADLINE = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "u_pe", "l_pe", "root_pe")
 
 
@@ -133,9 +136,10 @@ def summarise(records: list[dict], args) -> dict:
             "parameters": rs[0]["parameters"],
             "train_minutes": statistics.fmean(r["train_seconds"] for r in rs) / 60,
         }
-    if "mage" in out and "s3-only" in out:
-        m, b = out["mage"]["mean"], out["s3-only"]["mean"]
-        out["mage_vs_single_stage_percent"] = {k: 100.0 * (m[k] - b[k]) / b[k] for k in HEADLINE if b[k]}
+    for variant in ("mage", "xt-first"):
+        if variant in out and "s3-only" in out:
+            m, b = out[variant]["mean"], out["s3-only"]["mean"]
+            out[f"{variant}_vs_single_stage_percent"] = {k: 100.0 * (m[k] - b[k]) / b[k] for k in HEADLINE if b[k]}
     return out
 
 
@@ -163,16 +167,17 @@ def write_report(records: list[dict], args) -> None:
         "|---" * (4 + len(HEADLINE)) + "|",
     ]
     for variant, s in summary.items():
-        if variant.startswith("mage_vs"):
+        if variant.endswith("_vs_single_stage_percent"):
             continue
         cells = [f"{s['mean'][k]:.2f}" + (f" ± {s['std'][k]:.2f}" if s["std"][k] is not None else "") for k in HEADLINE]
         lines.append(f"| {variant}: {s['description']} | {len(s['seeds'])} | {s['parameters'] / 1e6:.2f} M | "
                      f"{s['train_minutes']:.1f} | " + " | ".join(cells) + " |")
-    if "mage_vs_single_stage_percent" in summary:
-        rel = summary["mage_vs_single_stage_percent"]
-        lines += ["", "MAGE relative to the single-stage S3 model (negative = MAGE lower): " +
-                  ", ".join(f"{k} {v:+.1f}%" for k, v in rel.items()),
-                  "", "The paper's claim to test: MPJRE about -5%, MPJVE about -10%, Jitter about -11%."]
+    for variant in ("mage", "xt-first"):
+        rel = summary.get(f"{variant}_vs_single_stage_percent")
+        if rel:
+            lines += ["", f"`{variant}` relative to the single-stage S3 model (negative = lower): " +
+                      ", ".join(f"{k} {v:+.1f}%" for k, v in rel.items())]
+    lines += ["", "The paper's claim to test: MPJRE about -5%, MPJVE about -10%, Jitter about -11%."]
     with atomic_write(out / "cmu_mini.md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

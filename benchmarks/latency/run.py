@@ -58,15 +58,19 @@ def _pct(values, q):
     return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
+TRAINED = {"mage-small": "cmu-small"}  # preset -> the bundled checkpoint trained with it
+
+
 def _build_model(name: str):
-    """(model, weights description): packaged checkpoint if present, else random weights."""
+    """(model, weights description): the bundled checkpoint of the preset if there is one
+    (timings do not depend on the weights; the seam-jitter figures do), else random weights."""
     import torch
 
     from mage.inference.pretrained import available_checkpoints, load_pretrained
     from mage.model import MageConfig, MageModel
 
-    if name in available_checkpoints():
-        return load_pretrained(name), f"packaged checkpoint {name}"
+    if TRAINED.get(name) in available_checkpoints():
+        return load_pretrained(TRAINED[name]), f"bundled checkpoint {TRAINED[name]} (trained)"
     torch.manual_seed(0)
     if name == "tiny":
         cfg = MageConfig.preset("mage-small").with_overrides(window=8, width=16, depth={"S1": 1, "S2": 1, "S3": 1})

@@ -52,8 +52,11 @@ class MageConfig:
         fusion: what stage k > 1 receives besides the condition C: "c+f" (previous
             latent F), "c+frec" (embedding F_rec of the previous decoded state), or
             "c+f+frec". Sequential has no shared latent, so only "c+frec" there.
-        xt_input: which stages see the noisy sample x_t in gradual mode: "all" (each
-            stage fuses its own linear embedding of x_t) or "first".
+        xt_input: which stages see the noisy sample x_t in gradual mode: "first" (stage 1
+            only; later stages get C, F, F_rec as the paper describes) or "all" (each
+            stage also fuses its own embedding of x_t). "first" is the default because
+            "all" lets per-frame noise reach the output through every stage: on the CMU
+            benchmark (benchmarks/results/cmu_mini.md) it had 2.5x the jitter.
         block: temporal block inside a stage, "mlp" (AGRoL-style) or "transformer".
         width: latent width D; depth: blocks per stage, keyed by scale.
         mlp_ratio: hidden width of the feature MLPs = mlp_ratio * width.
@@ -78,7 +81,7 @@ class MageConfig:
     scales: tuple[str, ...] = ("S1", "S2", "S3")
     mode: str = "gradual"
     fusion: str = "c+f+frec"
-    xt_input: str = "all"
+    xt_input: str = "first"
     # "mlp" by measurement (see mage.model.network.MixerBlock): on 2 CPU cores it is
     # ~1.3-1.45x faster than a transformer of the same width and depth, and overfits faster.
     block: str = "mlp"
@@ -255,7 +258,7 @@ _PRESETS: dict[str, tuple[str | None, dict[str, Any], str]] = {
                     "four stages S0+S1+S2+S3, 3 blocks each"),
     "ablation-cf": ("mage-paper", {"fusion": "c+f"}, "fusion [C+F] (no F_rec)"),
     "ablation-cfrec": ("mage-paper", {"fusion": "c+frec"}, "fusion [C+F_rec] (no latent F)"),
-    "ablation-sequential": ("mage-paper", {"mode": "sequential", "fusion": "c+frec"},
+    "ablation-sequential": ("mage-paper", {"mode": "sequential", "fusion": "c+frec", "xt_input": "all"},
                             ("one diffusion model per stage, each conditioned on the "
                              "previous stage's sample")),
 }
