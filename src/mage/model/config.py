@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from mage.typed_config import check_config_keys
+from mage.typed_config import check_config_keys, coerce
 
 SCALE_ORDER = ("S0", "S1", "S2", "S3")  # coarse to fine; S3 = the 22 SMPL joints
 MODES = ("gradual", "sequential")
@@ -116,7 +116,7 @@ class MageConfig:
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+            object.__setattr__(self, f.name, coerce(f.name, getattr(self, f.name), hints[f.name]))
         self._validate()
 
     # --- validation -----------------------------------------------------------------
@@ -270,34 +270,6 @@ PRESET_DESCRIPTIONS = MappingProxyType({name: desc for name, (_, _, desc) in _PR
 def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
         raise ValueError(f"{name}: unknown {value!r}; valid: {', '.join(valid)}")
-
-
-def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against the annotation ``tp``; lists become tuples, ints floats."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is bool or tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}: expected an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string, got {value!r}")
-        return value
-    if origin is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"{name}: expected a list, got {value!r}")
-        item = args[0]
-        return tuple(_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{name}: expected a mapping, got {value!r}")
-        return {_coerce(f"{name} key", k, args[0]): _coerce(f"{name}[{k!r}]", v, args[1])
-                for k, v in value.items()}
-    raise TypeError(f"{name}: unsupported annotation {tp!r}")  # a bug here, not user input
 
 
 def _to_plain(value: Any) -> Any:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mage.model.config import MageConfig
-from mage.typed_config import check_config_keys
+from mage.typed_config import check_config_keys, coerce
 
 DEFAULT_PRESET = "mage-paper"
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -251,40 +250,13 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 
 def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against the annotation ``tp`` (ints are accepted as floats; YAML
-    1.1 reads ``1e-4`` as a string, so numeric strings are accepted as floats)."""
+    """mage.typed_config.coerce (numeric strings allowed: YAML 1.1 reads 1e-4 as a
+    string), plus the nested model config and YAML's `precision: 32`."""
     if tp is MageConfig:
         return model_config(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ValueError(f"{name}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if name == "precision" and value in (32, "32-true"):  # YAML `precision: 32`
-            return "32"
-        if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string, got {value!r}")
-        return value
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        if isinstance(value, str) and str in typing.get_args(tp):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool) and int in typing.get_args(tp):
-            return value
-        raise ValueError(f"{name}: expected an integer or 'auto', got {value!r}")
-    raise TypeError(f"{name}: unsupported annotation {tp!r}")  # a bug here, not user input
+    if name == "precision" and value in (32, "32-true"):
+        return "32"
+    return coerce(name, value, tp, numeric_strings=True)
 
 
 def _parse_like(key: str, raw: str, current: Any) -> Any:
