@@ -121,20 +121,14 @@ def load_input(args):
 
 
 def print_metrics(pred, gt) -> None:
-    """Protocol metrics over frames 1..T-1 (frame 0 has no condition), the prediction
-    placed on the ground truth's skeleton by the tracked head (as ``mage eval`` does)."""
-    try:
-        from mage.evaluate.metrics import METRICS, MIN_FRAMES, sequence_metrics
-        from mage.evaluate.protocol import place_prediction
-    except ImportError:  # the evaluate package is optional here
-        return
-    if gt.num_frames - 1 < MIN_FRAMES:
+    """Print :func:`mage.evaluate.protocol.ground_truth_metrics` of the prediction."""
+    from mage.evaluate.metrics import METRICS, MIN_FRAMES
+    from mage.evaluate.protocol import ground_truth_metrics
+
+    m = ground_truth_metrics(pred, gt)
+    if m is None:
         print(f"metrics: skipped (need at least {MIN_FRAMES + 1} frames)")
         return
-    gt_pos = gt.joint_positions().double()
-    pred_pos = place_prediction(pred.rotations, gt_pos[:, 15], gt.skeleton)
-    m = sequence_metrics(pred.rotations[1:].double(), gt.rotations[1:].double(),
-                         pred_pos[1:], gt_pos[1:], gt.fps)
     print("metrics against the input motion (frames 1..T-1):")
     for info in METRICS:
         print(f"  {info.label:<10} {m[info.key]:10.3f} {info.unit}")

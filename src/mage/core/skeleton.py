@@ -103,10 +103,7 @@ class Skeleton:
 
     def rest_positions(self) -> np.ndarray:
         """(J, 3) joint positions of the rest pose in the body frame."""
-        pos = np.zeros_like(self.offsets)
-        for j, p in enumerate(self.parents):
-            pos[j] = self.offsets[j] if p < 0 else pos[p] + self.offsets[j]
-        return pos
+        return rest_positions(self.offsets, self.parents)
 
     def bone_lengths(self) -> np.ndarray:
         """(J,) length of the bone from each joint's parent to it (0 for the root)."""
@@ -187,6 +184,15 @@ class Skeleton:
         offsets = joints.copy()
         offsets[1:] = joints[1:] - joints[model_parents[1:]]
         return cls(SMPL22_JOINT_NAMES, SMPL22_PARENTS, offsets)
+
+
+def rest_positions(offsets: np.ndarray, parents) -> np.ndarray:
+    """(J, 3) positions of a joint tree's rest pose from parent-relative ``offsets`` (J, 3);
+    parents come before children (root: parent -1, placed at its own offset)."""
+    pos = np.zeros_like(offsets, dtype=np.float64)
+    for j, p in enumerate(parents):
+        pos[j] = offsets[j] if p < 0 else pos[p] + offsets[j]
+    return pos
 
 
 def load_smpl_model_arrays(path: str | Path) -> dict[str, np.ndarray]:

@@ -74,6 +74,7 @@ import torch
 from mage.core import rotations as rot
 from mage.core.checks import check_fps
 from mage.core.kinematics import local_from_global
+from mage.core.skeleton import rest_positions
 from mage.core.motion import Motion
 from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS, Skeleton
 
@@ -156,10 +157,7 @@ class SourceMotion:
 
     def rest_positions(self) -> np.ndarray:
         """(J, 3) joint positions of the zero pose (root at its offset), metres."""
-        pos = np.zeros_like(self.offsets)
-        for j, p in enumerate(self.parents):
-            pos[j] = self.offsets[j] if p < 0 else pos[p] + self.offsets[j]
-        return pos
+        return rest_positions(self.offsets, self.parents)
 
     def fk(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward kinematics: (global rotations (T, J, 3, 3), world positions (T, J, 3))."""

@@ -79,7 +79,9 @@ def run_demo(
             reference.save(result.outputs[f"{label} (npz)"])
     if reference is not None and label == "ground truth":
         with _Timer(result, "metrics", log):
-            result.metrics = _metrics(pred, reference)
+            from mage.evaluate.protocol import ground_truth_metrics
+
+            result.metrics = ground_truth_metrics(pred, reference)
     if render:
         from mage.viz.render import render_motion
 
@@ -124,16 +126,3 @@ def _demo_input(input_path, duration_s):
     if motion.num_frames < 2:
         raise ValueError(f"{path}: {motion.num_frames} frame(s); need at least 2")
     return Tracking.from_motion(motion), motion, "ground truth"
-
-
-def _metrics(pred, gt) -> dict[str, float] | None:
-    """Protocol metrics over frames 1..T-1, prediction placed on the GT skeleton by the head."""
-    from mage.evaluate.metrics import MIN_FRAMES, sequence_metrics
-    from mage.evaluate.protocol import place_prediction
-
-    if gt.num_frames - 1 < MIN_FRAMES:
-        return None
-    gt_pos = gt.joint_positions().double()
-    pred_pos = place_prediction(pred.rotations, gt_pos[:, 15], gt.skeleton)
-    return sequence_metrics(pred.rotations[1:].double(), gt.rotations[1:].double(),
-                            pred_pos[1:], gt_pos[1:], gt.fps)

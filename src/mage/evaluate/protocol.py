@@ -208,6 +208,21 @@ def evaluate(
     )
 
 
+def ground_truth_metrics(pred, gt) -> dict[str, float] | None:
+    """Protocol metrics of a predicted Motion against the ground-truth Motion it was
+    predicted from, over frames 1..T-1 (frame 0 has no condition), the prediction placed
+    on the ground truth's skeleton by the tracked head (as :func:`evaluate` does).
+    None when the motion is too short for the metrics (jitter needs MIN_FRAMES)."""
+    from mage.evaluate.metrics import MIN_FRAMES, sequence_metrics
+
+    if gt.num_frames - 1 < MIN_FRAMES:
+        return None
+    gt_pos = gt.joint_positions().double()
+    pred_pos = place_prediction(pred.rotations, gt_pos[:, 15], gt.skeleton)
+    return sequence_metrics(pred.rotations[1:].double(), gt.rotations[1:].double(),
+                            pred_pos[1:], gt_pos[1:], gt.fps)
+
+
 def combine_seeds(results: Sequence[EvalResult]) -> EvalResult:
     """Merge runs of one method that differ only by seed: mean and spread over seeds.
 
