@@ -129,12 +129,19 @@ def test_malformed_asf_names_file_and_line(tmp_path):
         read_asf(_files(tmp_path, asf=ASF.split(":hierarchy")[0])[0])
 
 
-def test_find_asf_needs_exactly_one(tmp_path):
+def test_find_asf_needs_one_or_one_named_like_the_amc(tmp_path):
     _, amc_path = _files(tmp_path)
     assert find_asf(amc_path).name == "tiny.asf"
     (tmp_path / "other.asf").write_text(ASF)
+    assert find_asf(amc_path).name == "tiny.asf"  # named like the AMC
+    walk = amc_path.rename(tmp_path / "walk.amc")
     with pytest.raises(ValueError, match="several .asf"):
-        find_asf(amc_path)
+        find_asf(walk)
+    # HDM05 layout: HDM_bd.asf beside the folder bd/ of HDM_bd_*.amc files
+    (tmp_path / "bd").mkdir()
+    (tmp_path / "HDM_bd.asf").write_text(ASF)
+    hdm = walk.rename(tmp_path / "bd" / "HDM_bd_walk_001_120.amc")
+    assert find_asf(hdm).name == "HDM_bd.asf"
 
 
 @pytest.mark.shared_data

@@ -96,7 +96,9 @@ def test_build_command(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test :    2 sequences,     258 frames" in printed
     assert main(["data", "info", str(out)]) == 0
-    assert "train: 1 sequences, 129 frames" in capsys.readouterr().out
+    info = capsys.readouterr().out
+    assert "train: 1 clips, 129 frames, 0.00 h" in info
+    assert "licence unknown: train 0.00 h, test 0.00 h" in info  # no recipe: no licence known
 
 
 def test_recipe_source_resolves_from_cwd_or_repository(tmp_path, monkeypatch):

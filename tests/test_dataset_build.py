@@ -60,7 +60,7 @@ def test_build_mixed_sources(tmp_path, source_tree, smplh_model_file):
                                   "test": ["subjB__jump"]}
     seqs = manifest["sequences"]
     assert seqs["subjA__run"] == {"source": str(source_tree / "subjA/run.npz"), "subject": "subjA",
-                                  "frames": 149, "file": "sequences/subjA__run.npz", "rig": "smpl22"}
+                                  "frames": 149, "file": "sequences/subjA__run.npz", "rig": "smpl22", "licence": ""}
     assert seqs["CMU__05__05_01_poses"]["subject"] == "05"
     assert seqs["CMU__05__05_01_poses"]["frames"] == 139 and seqs["CMU__05__05_01_poses"]["rig"] == "smplh"
     # the corrupt file is a reported failure, the short one dropped, shape.npz skipped

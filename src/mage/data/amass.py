@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mage.core import limits
 from mage.core.atomic import atomic_save_npz
 
 NUM_SMPLH_POSE = 156  # 52 joints x 3
@@ -87,11 +88,17 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{path}: AMASS file not found")
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except ValueError as err:  # object arrays would need pickle
-        raise ValueError(f"{path}: cannot read without pickle ({err})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: not a readable npz file ({err})") from None
+            data = {k: f[k] for k in f.files}
+    except ValueError as err:  # object arrays would need pickle, or a corrupt .npy header
+        raise ValueError(f"{path}: cannot read without pickle or not an npz of arrays "
+                         f"({limits.quote(str(err), 120)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError,
+            RuntimeError, MemoryError, OverflowError) as err:
+        raise ValueError(f"{path}: not a readable npz file ({limits.quote(str(err), 120)})") from None
+    for k, v in data.items():  # numpy returns the raw bytes of a member without .npy magic
+        if not isinstance(v, np.ndarray):
+            raise ValueError(f"{path}: field {k!r} is not an .npy array")
+    return data
 
 
 def _as_text(arr: np.ndarray) -> str:
@@ -147,30 +154,8 @@ def load_amass(
 
     path = Path(npz_path)
     data = _read_npz(path)
-    if "mocap_framerate" not in data:
-        if "mocap_frame_rate" in data:
-            raise ValueError(
-                f"{path}: looks like an AMASS SMPL-X file (field 'mocap_frame_rate'); "
-                "only the SMPL-H release (field 'mocap_framerate') is supported"
-            )
-        raise NotAMotionFile(f"{path}: no 'mocap_framerate' field, not a motion file (e.g. shape.npz)")
-    fps = float(_field(data, path, "mocap_framerate", ()))
-    if fps <= 0:
-        raise ValueError(f"{path}: field 'mocap_framerate' must be positive, got {fps}")
-    poses = _field(data, path, "poses", (None, NUM_SMPLH_POSE))
-    T = poses.shape[0]
-    if T == 0:
-        raise ValueError(f"{path}: field 'poses' has no frames")
-    trans = _field(data, path, "trans", (T, 3))
-
-    gender, betas = "male", None
-    if use_real_shape:
-        if "gender" not in data:
-            raise ValueError(f"{path}: field 'gender' is missing (needed by use_real_shape)")
-        gender = _as_text(data["gender"])
-        if gender not in GENDERS:
-            raise ValueError(f"{path}: field 'gender' is {gender!r}, expected one of {GENDERS}")
-        betas = _field(data, path, "betas", (None,))
+    fps, poses, trans = _motion_fields(data, path)
+    gender, betas = _body_shape(data, path, use_real_shape)
     model_path = resolve_body_model(body_model, gender)
     skeleton = _skeleton_cached(str(model_path), None if betas is None else tuple(betas.tolist()))
 
@@ -193,14 +178,38 @@ def load_amass(
     return motion
 
 
-def is_amass_file(npz_path: str | Path) -> bool:
-    """True if the npz has the AMASS motion fields ``poses`` and ``mocap_framerate``."""
-    try:
-        with zipfile.ZipFile(npz_path) as z:
-            names = {n[:-4] for n in z.namelist() if n.endswith(".npy")}
-    except (OSError, zipfile.BadZipFile):
-        return False
-    return {"poses", "mocap_framerate"} <= names
+def _motion_fields(data: dict, path: Path) -> tuple[float, np.ndarray, np.ndarray]:
+    """(frame rate, poses (T, 156), trans (T, 3)) of an AMASS file, checked;
+    NotAMotionFile without ``mocap_framerate``."""
+    if "mocap_framerate" not in data:
+        if "mocap_frame_rate" in data:
+            raise ValueError(
+                f"{path}: looks like an AMASS SMPL-X file (field 'mocap_frame_rate'); "
+                "only the SMPL-H release (field 'mocap_framerate') is supported"
+            )
+        raise NotAMotionFile(f"{path}: no 'mocap_framerate' field, not a motion file (e.g. shape.npz)")
+    fps = limits.check_fps(_field(data, path, "mocap_framerate", ()), f"{path}: field 'mocap_framerate'")
+    poses = _field(data, path, "poses", (None, NUM_SMPLH_POSE))
+    T = poses.shape[0]
+    if T == 0:
+        raise ValueError(f"{path}: field 'poses' has no frames")
+    trans = _field(data, path, "trans", (T, 3))
+    limits.check_angles(poses[:, :NUM_BODY_POSE], f"{path}: field 'poses'")
+    limits.check_positions(trans, f"{path}: field 'trans'")
+    limits.check_root_speed(trans, fps, f"{path}: field 'trans'")
+    return fps, poses, trans
+
+
+def _body_shape(data: dict, path: Path, use_real_shape: bool) -> tuple[str, np.ndarray | None]:
+    """(gender, betas): the protocol's male model and zero betas (None), or the file's."""
+    if not use_real_shape:
+        return "male", None
+    if "gender" not in data:
+        raise ValueError(f"{path}: field 'gender' is missing (needed by use_real_shape)")
+    gender = _as_text(data["gender"])
+    if gender not in GENDERS:
+        raise ValueError(f"{path}: field 'gender' is {gender!r}, expected one of {GENDERS}")
+    return gender, _field(data, path, "betas", (None,))
 
 
 # --- writing ------------------------------------------------------------------------
@@ -233,6 +242,7 @@ def save_amass(motion, path: str | Path, gender: str = "male", betas=None,
         if given.size > NUM_BETAS or not np.isfinite(given).all():
             raise ValueError(f"betas: expected at most {NUM_BETAS} finite values, got {given.size}")
         b[: given.size] = given
+    limits.check_motion(motion, f"{path}: motion to write")
     T = motion.num_frames
     poses = np.zeros((T, NUM_SMPLH_POSE))
     poses[:, :NUM_BODY_POSE] = motion.axis_angle().double().reshape(T, -1).cpu().numpy()

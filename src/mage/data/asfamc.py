@@ -92,21 +92,136 @@ def _rotation_order(order: str, path, line) -> str:
     return o
 
 
+_ROOT_CHANNELS = ("TX", "TY", "TZ", "RX", "RY", "RZ")
+
+
+class _AsfReader:
+    """The line-by-line state of :func:`read_asf`: one method per section."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.length_unit, self.angle_deg = 1.0, True
+        self.root_order, self.root_axis = _ROOT_CHANNELS, "XYZ"
+        self.root_pos, self.root_ori = np.zeros(3), np.zeros(3)
+        self.bones: dict[str, AsfBone] = {}
+        self.parents: dict[str, str] = {}
+        self.children: dict[str, list[str]] = {"root": []}
+        self.cur: dict | None = None  # the open bone block
+        self.in_limits = False
+
+    def units(self, i: int, key: str, words: list[str]) -> None:
+        if key == "length":
+            self.length_unit = float(_floats(words[1:], self.path, i, 1, "length")[0])
+            if self.length_unit <= 0:
+                raise _err(self.path, i, "length unit must be positive")
+        elif key == "angle":
+            if len(words) < 2 or words[1].lower() not in ("deg", "rad"):
+                raise _err(self.path, i, "angle unit must be 'deg' or 'rad'")
+            self.angle_deg = words[1].lower() == "deg"
+
+    def root(self, i: int, key: str, words: list[str]) -> None:
+        path = self.path
+        if key == "order":
+            self.root_order = tuple(w.upper() for w in words[1:])
+            bad = [w for w in self.root_order if w not in _ROOT_CHANNELS]
+            if bad or len(set(self.root_order)) != len(self.root_order):
+                raise _err(path, i, f"root order: unexpected channels {words[1:]}")
+        elif key == "axis":
+            self.root_axis = _rotation_order(words[1] if len(words) > 1 else "", path, i)
+        elif key == "position":
+            self.root_pos = _floats(words[1:], path, i, 3, "root position")
+        elif key == "orientation":
+            self.root_ori = _floats(words[1:], path, i, 3, "root orientation")
+
+    def bonedata(self, i: int, key: str, words: list[str], line: str) -> None:
+        path, cur = self.path, self.cur
+        if key == "begin":
+            self.cur = {"line": i, "dof": ()}
+            self.in_limits = False
+        elif key == "end":
+            self._close_bone(i)
+        elif cur is None:
+            raise _err(path, i, f"{words[0]!r} outside a begin/end bone block")
+        elif key == "name":
+            cur["name"] = words[1]
+        elif key == "direction":
+            cur["direction"] = _floats(words[1:], path, i, 3, "direction")
+        elif key == "length":
+            cur["length"] = _floats(words[1:], path, i, 1, "length")[0]
+        elif key == "axis":
+            cur["axis"] = _floats(words[1:], path, i, 3, "axis")
+            cur["axis_order"] = _rotation_order(words[4] if len(words) > 4 else "XYZ", path, i)
+        elif key == "dof":
+            dof = tuple(w.lower() for w in words[1:])
+            bad = [d for d in dof if d not in ("rx", "ry", "rz")]
+            if bad:
+                raise _err(path, i, f"dof {bad} not supported (rotations rx ry rz only)")
+            cur["dof"] = dof
+            self.in_limits = False
+        elif key == "limits":
+            self.in_limits = True
+        elif key in ("id", "bodymass", "cofmass") or (self.in_limits and line.startswith("(")):
+            pass
+        else:
+            raise _err(path, i, f"unknown bone field {words[0]!r}")
+
+    def _close_bone(self, i: int) -> None:
+        cur = self.cur
+        if cur is None:
+            raise _err(self.path, i, "'end' without 'begin'")
+        missing = [k for k in ("name", "direction", "length", "axis") if k not in cur]
+        if missing:
+            raise _err(self.path, i, f"bone block from line {cur['line']} lacks {missing}")
+        n = np.linalg.norm(cur["direction"])
+        direction = cur["direction"] / n if n > 0 else cur["direction"]
+        if cur["name"] in self.bones or cur["name"] == "root":
+            raise _err(self.path, cur["line"], f"duplicate bone name {cur['name']!r}")
+        self.bones[cur["name"]] = AsfBone(cur["name"], direction, float(cur["length"]),
+                                          cur["axis"], cur["axis_order"], cur["dof"], cur["line"])
+        self.cur = None
+
+    def hierarchy(self, i: int, key: str, words: list[str]) -> None:
+        if key in ("begin", "end"):
+            return
+        parent = words[0]
+        for child in words[1:]:
+            if child in self.parents:
+                raise _err(self.path, i, f"bone {child!r} has two parents")
+            self.parents[child] = parent
+            self.children.setdefault(parent, []).append(child)
+
+    def check_hierarchy(self) -> None:
+        """Every bone has a parent, and every name in the hierarchy is a bone."""
+        for name, b in self.bones.items():
+            if name not in self.parents:
+                raise _err(self.path, b.line, f"bone {name!r} is not in the :hierarchy")
+        for child, parent in self.parents.items():
+            if child not in self.bones:
+                raise ValueError(f"{self.path}: the :hierarchy names an unknown bone {child!r}")
+            if parent != "root" and parent not in self.bones:
+                raise ValueError(f"{self.path}: the :hierarchy names an unknown parent {parent!r}")
+
+    def bone_order(self) -> list[str]:
+        """The bones, parents first (depth-first from the root)."""
+        order: list[str] = []
+        stack = list(reversed(self.children["root"]))
+        while stack:
+            b = stack.pop()
+            order.append(b)
+            stack.extend(reversed(self.children.get(b, [])))
+        if len(order) != len(self.bones):
+            raise ValueError(f"{self.path}: the :hierarchy does not connect every bone to the root")
+        return order
+
+
 def read_asf(path: str | Path) -> AsfSkeleton:
     """Parse an ASF skeleton file (CRLF or LF)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ASF file not found")
     lines = path.read_text(encoding="latin-1").splitlines()
+    r = _AsfReader(path)
     section = None
-    length_unit, angle_deg = 1.0, True
-    root_order, root_axis = ("TX", "TY", "TZ", "RX", "RY", "RZ"), "XYZ"
-    root_pos, root_ori = np.zeros(3), np.zeros(3)
-    bones: dict[str, AsfBone] = {}
-    parents: dict[str, str] = {}
-    children: dict[str, list[str]] = {"root": []}
-    cur: dict | None = None
-    in_limits = False
     seen_bonedata = seen_hierarchy = False
     for i, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
@@ -115,107 +230,28 @@ def read_asf(path: str | Path) -> AsfSkeleton:
         words = line.split()
         key = words[0].lower()
         if key.startswith(":"):
-            if cur is not None:
-                raise _err(path, i, f"bone block opened at line {cur['line']} has no 'end'")
+            if r.cur is not None:
+                raise _err(path, i, f"bone block opened at line {r.cur['line']} has no 'end'")
             section = key
             seen_bonedata |= section == ":bonedata"
             seen_hierarchy |= section == ":hierarchy"
-            continue
-        if section == ":units":
-            if key == "length":
-                length_unit = float(_floats(words[1:], path, i, 1, "length")[0])
-                if length_unit <= 0:
-                    raise _err(path, i, "length unit must be positive")
-            elif key == "angle":
-                if len(words) < 2 or words[1].lower() not in ("deg", "rad"):
-                    raise _err(path, i, "angle unit must be 'deg' or 'rad'")
-                angle_deg = words[1].lower() == "deg"
+        elif section == ":units":
+            r.units(i, key, words)
         elif section == ":root":
-            if key == "order":
-                root_order = tuple(w.upper() for w in words[1:])
-                bad = [w for w in root_order if w not in ("TX", "TY", "TZ", "RX", "RY", "RZ")]
-                if bad or len(set(root_order)) != len(root_order):
-                    raise _err(path, i, f"root order: unexpected channels {words[1:]}")
-            elif key == "axis":
-                root_axis = _rotation_order(words[1] if len(words) > 1 else "", path, i)
-            elif key == "position":
-                root_pos = _floats(words[1:], path, i, 3, "root position")
-            elif key == "orientation":
-                root_ori = _floats(words[1:], path, i, 3, "root orientation")
+            r.root(i, key, words)
         elif section == ":bonedata":
-            if key == "begin":
-                cur = {"line": i, "dof": ()}
-                in_limits = False
-            elif key == "end":
-                if cur is None:
-                    raise _err(path, i, "'end' without 'begin'")
-                missing = [k for k in ("name", "direction", "length", "axis") if k not in cur]
-                if missing:
-                    raise _err(path, i, f"bone block from line {cur['line']} lacks {missing}")
-                n = np.linalg.norm(cur["direction"])
-                direction = cur["direction"] / n if n > 0 else cur["direction"]
-                if cur["name"] in bones or cur["name"] == "root":
-                    raise _err(path, cur["line"], f"duplicate bone name {cur['name']!r}")
-                bones[cur["name"]] = AsfBone(cur["name"], direction, float(cur["length"]),
-                                             cur["axis"], cur["axis_order"], cur["dof"], cur["line"])
-                cur = None
-            elif cur is None:
-                raise _err(path, i, f"{words[0]!r} outside a begin/end bone block")
-            elif key == "name":
-                cur["name"] = words[1]
-            elif key == "direction":
-                cur["direction"] = _floats(words[1:], path, i, 3, "direction")
-            elif key == "length":
-                cur["length"] = _floats(words[1:], path, i, 1, "length")[0]
-            elif key == "axis":
-                cur["axis"] = _floats(words[1:], path, i, 3, "axis")
-                cur["axis_order"] = _rotation_order(words[4] if len(words) > 4 else "XYZ", path, i)
-            elif key == "dof":
-                dof = tuple(w.lower() for w in words[1:])
-                bad = [d for d in dof if d not in ("rx", "ry", "rz")]
-                if bad:
-                    raise _err(path, i, f"dof {bad} not supported (rotations rx ry rz only)")
-                cur["dof"] = dof
-                in_limits = False
-            elif key == "limits":
-                in_limits = True
-            elif key in ("id", "bodymass", "cofmass") or (in_limits and line.startswith("(")):
-                pass
-            else:
-                raise _err(path, i, f"unknown bone field {words[0]!r}")
+            r.bonedata(i, key, words, line)
         elif section == ":hierarchy":
-            if key in ("begin", "end"):
-                continue
-            parent = words[0]
-            for child in words[1:]:
-                if child in parents:
-                    raise _err(path, i, f"bone {child!r} has two parents")
-                parents[child] = parent
-                children.setdefault(parent, []).append(child)
-    if cur is not None:
-        raise _err(path, len(lines), f"file truncated: bone block from line {cur['line']} has no 'end'")
-    if not seen_bonedata or not bones:
+            r.hierarchy(i, key, words)
+    if r.cur is not None:
+        raise _err(path, len(lines), f"file truncated: bone block from line {r.cur['line']} has no 'end'")
+    if not seen_bonedata or not r.bones:
         raise _err(path, len(lines), "no :bonedata section (not an ASF file, or truncated)")
     if not seen_hierarchy:
         raise _err(path, len(lines), "no :hierarchy section (file truncated?)")
-    for name, b in bones.items():
-        if name not in parents:
-            raise _err(path, b.line, f"bone {name!r} is not in the :hierarchy")
-    for child, parent in parents.items():
-        if child not in bones:
-            raise ValueError(f"{path}: the :hierarchy names an unknown bone {child!r}")
-        if parent != "root" and parent not in bones:
-            raise ValueError(f"{path}: the :hierarchy names an unknown parent {parent!r}")
-    order: list[str] = []
-    stack = list(reversed(children["root"]))
-    while stack:
-        b = stack.pop()
-        order.append(b)
-        stack.extend(reversed(children.get(b, [])))
-    if len(order) != len(bones):
-        raise ValueError(f"{path}: the :hierarchy does not connect every bone to the root")
-    return AsfSkeleton(path, bones, parents, root_order, root_axis, root_pos, root_ori,
-                       INCH / length_unit, angle_deg, order)
+    r.check_hierarchy()
+    return AsfSkeleton(path, r.bones, r.parents, r.root_order, r.root_axis, r.root_pos, r.root_ori,
+                       INCH / r.length_unit, r.angle_deg, r.bone_order())
 
 
 def _extrinsic(order: str, angles: torch.Tensor, degrees: bool) -> torch.Tensor:
@@ -263,8 +299,28 @@ def read_amc(amc_path: str | Path, asf: AsfSkeleton | str | Path,
     if not amc_path.is_file():
         raise FileNotFoundError(f"{amc_path}: AMC file not found")
     lines = amc_path.read_text(encoding="latin-1").splitlines()
-    degrees = asf.angle_degrees
-    start = 0
+    start, degrees = _amc_header(lines, asf.angle_degrees, amc_path)
+    counts = {"root": len(asf.root_order)}
+    counts.update({b: len(asf.bones[b].dof) for b in asf.order if asf.bones[b].dof})
+    cols = _amc_columns(lines, start, counts, amc_path)
+    T = next(iter(cols.values())).shape[0]
+
+    names, parents, offsets = _amc_joints(asf)
+    index = {n: k for k, n in enumerate(names)}
+    R = _amc_rotations(asf, cols, index, T, len(names), degrees)
+    trans = np.broadcast_to(np.asarray(offsets), (T, len(names), 3)).copy()
+    root = cols["root"]
+    for a, ch in enumerate(("TX", "TY", "TZ")):
+        if ch in asf.root_order:
+            trans[:, 0, a] = root[:, asf.root_order.index(ch)] * asf.length_to_metres
+    meta = {"source": str(amc_path), "format": "amc", "asf": str(asf.path)}
+    return SourceMotion(names, parents, np.asarray(offsets), R, torch.from_numpy(trans), fps,
+                        name=amc_path.stem, meta=meta)
+
+
+def _amc_header(lines: list[str], degrees: bool, path: Path) -> tuple[int, bool]:
+    """(index of the first frame-number line, whether angles are degrees): the header's
+    ``:DEGREES`` / ``:RADIANS`` override the ASF's unit."""
     for i, raw in enumerate(lines):
         s = raw.strip()
         if not s or s.startswith("#"):
@@ -275,14 +331,13 @@ def read_amc(amc_path: str | Path, asf: AsfSkeleton | str | Path,
             elif s.upper() == ":RADIANS":
                 degrees = False
             continue
-        start = i
-        break
-    else:
-        raise _err(amc_path, len(lines), "no frames (file truncated?)")
-    counts = {"root": len(asf.root_order)}
-    counts.update({b: len(asf.bones[b].dof) for b in asf.order if asf.bones[b].dof})
+        return i, degrees
+    raise _err(path, len(lines), "no frames (file truncated?)")
 
-    # Layout of the first frame (read line by line) -> fast vectorised parse of all frames.
+
+def _amc_columns(lines: list[str], start: int, counts: dict[str, int], path: Path) -> dict:
+    """{bone or "root": (T, count) values}: the layout of the first frame (read line by
+    line) drives a fast vectorised parse of all frames; else the general reader."""
     layout: list[tuple[str, int]] = []
     for raw in lines[start + 1:]:
         words = raw.split()
@@ -292,16 +347,18 @@ def read_amc(amc_path: str | Path, asf: AsfSkeleton | str | Path,
     values = None
     if sorted(n for n, _ in layout) == sorted(counts) and all(c >= 0 for _, c in layout):
         values = _amc_values(lines, start, layout)
-    if values is not None:
-        cols, c = {}, 1
-        for name, n in layout:
-            cols[name] = values[:, c:c + n]
-            c += n
-    else:
-        cols = _amc_slow(lines, start, counts, amc_path)
-    T = next(iter(cols.values())).shape[0]
+    if values is None:
+        return _amc_slow(lines, start, counts, path)
+    cols, c = {}, 1
+    for name, n in layout:
+        cols[name] = values[:, c:c + n]
+        c += n
+    return cols
 
-    # Joints: root, bones (placed at their start), leaf ends.
+
+def _amc_joints(asf: AsfSkeleton) -> tuple[list[str], list[int], list[np.ndarray]]:
+    """(names, parents, rest offsets in metres) of the joints: root, the bones (placed at
+    their start), then an end joint for every leaf bone."""
     names = ["root"] + list(asf.order)
     index = {n: k for k, n in enumerate(names)}
     parents = [-1] + [index[asf.parents[b]] for b in asf.order]
@@ -315,7 +372,12 @@ def read_amc(amc_path: str | Path, asf: AsfSkeleton | str | Path,
             names.append(f"{b}_end")
             parents.append(index[b])
             offsets.append(vec[b])
-    J = len(names)
+    return names, parents, offsets
+
+
+def _amc_rotations(asf: AsfSkeleton, cols: dict, index: dict[str, int], T: int, J: int,
+                   degrees: bool) -> torch.Tensor:
+    """Local rotations (T, J, 3, 3): C M C^T per bone with dof, and the root's."""
     R = torch.eye(3, dtype=torch.float64).expand(T, J, 3, 3).clone()
     for b in asf.order:
         bone = asf.bones[b]
@@ -332,13 +394,7 @@ def read_amc(amc_path: str | Path, asf: AsfSkeleton | str | Path,
     C = _extrinsic(asf.root_axis_order, torch.from_numpy(asf.root_orientation), asf.angle_degrees)
     if rot_ch:
         R[:, 0] = C @ _extrinsic("".join(c[1] for c in rot_ch), rvals, degrees) @ C.T
-    trans = np.broadcast_to(np.asarray(offsets), (T, J, 3)).copy()
-    for a, ch in enumerate(("TX", "TY", "TZ")):
-        if ch in asf.root_order:
-            trans[:, 0, a] = root[:, asf.root_order.index(ch)] * k
-    meta = {"source": str(amc_path), "format": "amc", "asf": str(asf.path)}
-    return SourceMotion(names, parents, np.asarray(offsets), R, torch.from_numpy(trans), fps,
-                        name=amc_path.stem, meta=meta)
+    return R
 
 
 def _amc_slow(lines: list[str], start: int, counts: dict[str, int], path: Path) -> dict:
@@ -374,16 +430,23 @@ def _amc_slow(lines: list[str], start: int, counts: dict[str, int], path: Path) 
 
 
 def find_asf(amc_path: str | Path) -> Path:
-    """The single ``*.asf`` beside an AMC file."""
-    folder = Path(amc_path).parent
-    found = sorted(folder.glob("*.asf")) + sorted(folder.glob("*.ASF"))
-    found = sorted(set(found))
-    if not found:
-        raise FileNotFoundError(f"{amc_path}: no .asf skeleton in {folder}; pass asf_path=")
-    if len(found) > 1:
-        raise ValueError(f"{amc_path}: several .asf files in {folder} "
-                         f"({', '.join(p.name for p in found)}); pass asf_path=")
-    return found[0]
+    """The ``*.asf`` skeleton of an AMC file: the single one in its folder, else the one
+    in its folder or the folder above whose name starts the AMC's name (HDM05:
+    ``HDM_bd.asf`` beside the folder ``bd/`` holding ``HDM_bd_walk_001_120.amc``)."""
+    amc_path = Path(amc_path)
+    folder = amc_path.parent
+    here = sorted({*folder.glob("*.asf"), *folder.glob("*.ASF")})
+    if len(here) == 1:
+        return here[0]
+    near = here + sorted({*folder.parent.glob("*.asf"), *folder.parent.glob("*.ASF")})
+    named = [p for p in near if amc_path.stem.lower().startswith(p.stem.lower())]
+    if named:
+        return max(named, key=lambda p: len(p.stem))
+    if not near:
+        raise FileNotFoundError(f"{amc_path}: no .asf skeleton in {folder} or its parent; "
+                                "pass asf_path=")
+    raise ValueError(f"{amc_path}: several .asf files in {folder} "
+                     f"({', '.join(p.name for p in here)}) and none named like the AMC; pass asf_path=")
 
 
 def load_asfamc(amc_path: str | Path, asf_path: str | Path | None = None, rig="auto",

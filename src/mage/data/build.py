@@ -56,6 +56,8 @@ class SourceFile:
     rel: PurePosixPath
     id: str
     subject: str
+    licence: str = ""
+    source_fps: float | None = None  # the true frame rate where the header is wrong
 
 
 def normalise_subject(subject: str) -> str:
@@ -133,6 +135,39 @@ def discover(sources: Iterable[str | Path], exclude: Path | None = None) -> list
     return out
 
 
+def discover_recipe(rec, exclude: Path | None = None) -> tuple[list[SourceFile], list[Path]]:
+    """The files of a recipe's default sources, each with its split group (subject),
+    licence and true frame rate; and the source folders. Ids are made unique across the
+    sources by prefixing the source folder's name."""
+    from mage.data.recipes import licence_of
+
+    files: list[SourceFile] = []
+    folders = []
+    for spec, folder in rec.resolve_sources():
+        folders.append(folder)
+        prefix = _sanitise(Path(spec.folder).name)
+        for f in discover([folder], exclude=exclude):
+            group = spec.group(f.rel) if spec.group is not None else None
+            fps = spec.source_fps(f.rel) if spec.source_fps is not None else None
+            files.append(dataclasses.replace(
+                f, id=f"{prefix}__{f.id}", subject=normalise_subject(group or f.subject),
+                licence=licence_of(spec, f.rel), source_fps=fps))
+    return files, folders
+
+
+def licence_summary(manifest: dict) -> dict[str, dict[str, float]]:
+    """Hours of motion per licence and split: {licence: {split: hours}}."""
+    fps = float(manifest["fps"])
+    out: dict[str, dict[str, float]] = {}
+    for split, ids in manifest["splits"].items():
+        for i in ids:
+            seq = manifest["sequences"][i]
+            lic = seq.get("licence") or "unknown"
+            out.setdefault(lic, {}).setdefault(split, 0.0)
+            out[lic][split] += seq["frames"] / fps / 3600
+    return {lic: {k: round(v, 3) for k, v in d.items()} for lic, d in sorted(out.items())}
+
+
 def choose_test_subjects(subjects: Iterable[str], fraction: float = DEFAULT_TEST_FRACTION) -> list[str]:
     """A reproducible test set: the first ``round(fraction * n)`` subjects (at least 1,
     at most n - 1) in the order of the SHA-1 of their names. None if n < 2."""
@@ -159,9 +194,10 @@ class BuildSettings:
         return dataclasses.asdict(self)
 
 
-def load_for_build(path: str | Path, settings: BuildSettings):
+def load_for_build(path: str | Path, settings: BuildSettings, source_fps: float | None = None):
     """Import one file at ``settings.fps``: AMASS by the protocol stride, others by
-    :meth:`Motion.resample` (every n-th frame for integer ratios)."""
+    :meth:`Motion.resample` (every n-th frame for integer ratios, else interpolation).
+    ``source_fps``: the file's true frame rate where its header is wrong (recipes)."""
     from mage.data.io import detect_format, load_motion
 
     if detect_format(path) == "amass":
@@ -170,6 +206,8 @@ def load_for_build(path: str | Path, settings: BuildSettings):
         return load_amass(path, settings.body_model, use_real_shape=settings.use_real_shape,
                           target_fps=settings.fps)
     motion = load_motion(path, rig=settings.rig, body_model=settings.body_model)
+    if source_fps is not None:
+        motion = dataclasses.replace(motion, fps=float(source_fps))
     if abs(motion.fps - settings.fps) > 1e-6:
         motion = motion.resample(settings.fps)
     return motion
@@ -189,10 +227,10 @@ def process_file(task: dict) -> dict:
 
     t0 = time.perf_counter()
     settings = BuildSettings(**task["settings"])
-    result = {k: task[k] for k in ("source", "id", "subject")}
+    result = {k: task[k] for k in ("source", "id", "subject", "licence", "source_fps")}
     result.update(status="ok", frames=0, rig="", reason="")
     try:
-        motion = load_for_build(task["source"], settings)
+        motion = load_for_build(task["source"], settings, task["source_fps"])
         result["rig"] = str(motion.meta.get("rig", "unknown"))
         duration = motion.num_frames / motion.fps
         if duration < task["min_seconds"]:
@@ -235,6 +273,7 @@ def _reusable(entry: dict | None, f: SourceFile, settings: BuildSettings, out: P
         and entry.get("source") == str(f.path)
         and entry.get("settings") == settings.key()
         and entry.get("stamp") == _file_stamp(f.path)
+        and entry.get("source_fps") == f.source_fps
         and record_is_complete(out / record_file(f.id), entry.get("frames"))
     )
 
@@ -279,7 +318,8 @@ def _plan(files: list[SourceFile], cache: dict, settings: BuildSettings, out: Pa
     for f in files:
         entry = cache.get(f.id)
         if _reusable(entry, f, settings, out):
-            r = {"source": str(f.path), "id": f.id, "subject": f.subject, "status": "reused",
+            r = {"source": str(f.path), "id": f.id, "subject": f.subject, "licence": f.licence,
+                 "source_fps": f.source_fps, "status": "reused",
                  "frames": entry["frames"], "rig": entry["rig"], "reason": "", "seconds": 0.0}
             duration = (entry["frames"] + 1) / settings.fps
             if duration < min_seconds:  # min_seconds raised since the record was made
@@ -288,8 +328,8 @@ def _plan(files: list[SourceFile], cache: dict, settings: BuildSettings, out: Pa
             results[f.id] = r
         else:
             tasks.append({
-                "source": str(f.path), "id": f.id, "subject": f.subject,
-                "out_path": str(out / record_file(f.id)), "settings": settings.key(),
+                "source": str(f.path), "id": f.id, "subject": f.subject, "licence": f.licence,
+                "source_fps": f.source_fps, "out_path": str(out / record_file(f.id)), "settings": settings.key(),
                 "min_seconds": float(min_seconds),
             })
     return results, tasks
@@ -314,7 +354,7 @@ def _manifest(results: dict[str, dict], test: list[str], fps: float, recipe: str
         "splits": {"train": [i for i in ok if i not in set(test_ids)], "test": test_ids},
         "sequences": {
             i: {"source": r["source"], "subject": r["subject"], "frames": r["frames"],
-                "file": record_file(i), "rig": r["rig"]}
+                "file": record_file(i), "rig": r["rig"], "licence": r.get("licence", "")}
             for i, r in ok.items()
         },
         "failures": _listing(results, "failed"),
@@ -355,33 +395,16 @@ def build_dataset(
 
     t_start = time.perf_counter()
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    sources = [Path(s) for s in sources]
-    if not sources:
-        if rec is None:
-            raise ValueError("no SOURCE given: pass motion files or folders (or a --recipe)")
-        sources = [rec.resolve_source()]
+    sources, recipe_files = _resolve_sources([Path(s) for s in sources], rec, Path(out))
     out = Path(out)
     if min_seconds is None:
         min_seconds = rec.min_seconds if rec is not None else DEFAULT_MIN_SECONDS
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1)
-    if workers < 1:
-        raise ValueError(f"workers: must be >= 1, got {workers}")
+    workers = _worker_count(workers)
     settings = BuildSettings(
         fps=float(fps), rig=str(rig), use_real_shape=bool(use_real_shape),
         body_model=None if body_model is None else os.path.abspath(body_model),
     )
-
-    files = discover(sources, exclude=out)
-    if not files:
-        raise ValueError(
-            f"no motion files ({', '.join(MOTION_EXTENSIONS)}) under {', '.join(map(str, sources))}"
-        )
-    test_sources = None
-    if split_files is not None:
-        files, test_sources = _apply_split_files(files, split_files, sources)
-    if settings.body_model is None:
-        _check_no_amass(files)
+    files, test_sources = _select_files(sources, recipe_files, out, split_files, settings)
     test, split_rule, warnings = _test_subjects(files, test_subjects, rec)
     if test_sources is not None:
         test, split_rule = [], "explicit file lists (train / test)"
@@ -392,8 +415,75 @@ def build_dataset(
     n_reused = sum(r["status"] == "reused" for r in results.values())
     log(f"mage data build: {len(files)} files, {n_reused} up to date, {len(tasks)} to import "
         f"with {workers} worker(s) -> {out}")
-
     stamps = {f.id: _file_stamp(f.path) for f in files}
+    _import_and_cache(tasks, results, out, settings, stamps, workers, progress, log)
+
+    # --- splits, manifest, cache, report --------------------------------------------
+    manifest = _manifest(results, test, settings.fps, rec.name if rec is not None else "custom",
+                         test_sources)
+    ok = {i: r for i, r in results.items() if i in manifest["sequences"]}
+    write_manifest(out, manifest)
+    _rewrite_cache(out, ok, settings, stamps)
+    report = _build_report(
+        manifest, results, ok, out=out, sources=sources, files=files, test=test,
+        split_rule=split_rule, warnings=warnings,
+        settings={**settings.key(), "min_seconds": min_seconds, "workers": workers})
+    if rec is not None and rec.extras is not None:
+        def positions_of(result: dict):
+            return _positions_for_check(result, out, settings)
+
+        report.update(rec.extras(list(results.values()), positions_of))
+    report["seconds"] = round(time.perf_counter() - t_start, 1)
+    _write_report(out, report)
+    for line in report_summary_lines(report):
+        log(line)
+    return report
+
+
+def _worker_count(workers: int | None) -> int:
+    """The worker processes: ``workers``, default min(2, cpu count); ValueError if < 1."""
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers < 1:
+        raise ValueError(f"workers: must be >= 1, got {workers}")
+    return workers
+
+
+def _resolve_sources(sources: list[Path], rec, out: Path) -> tuple[list[Path], list[SourceFile] | None]:
+    """(source paths, the recipe's files or None): with no sources, the recipe's own."""
+    if sources:
+        return sources, None
+    if rec is None:
+        raise ValueError("no SOURCE given: pass motion files or folders (or a --recipe)")
+    if rec.sources:
+        recipe_files, folders = discover_recipe(rec, exclude=out)
+        return folders, recipe_files
+    sources = [rec.resolve_source()]
+    return sources, [dataclasses.replace(f, licence=rec.licence)
+                     for f in discover(sources, exclude=out)]
+
+
+def _select_files(sources: list[Path], recipe_files: list[SourceFile] | None, out: Path,
+                  split_files, settings: BuildSettings) -> tuple[list[SourceFile], set[str] | None]:
+    """The files to build and, with ``split_files``, the absolute paths of the test files."""
+    files = recipe_files if recipe_files is not None else discover(sources, exclude=out)
+    if not files:
+        raise ValueError(
+            f"no motion files ({', '.join(MOTION_EXTENSIONS)}) under {', '.join(map(str, sources))}"
+        )
+    test_sources = None
+    if split_files is not None:
+        files, test_sources = _apply_split_files(files, split_files, sources)
+    if settings.body_model is None:
+        _check_no_amass(files)
+    return files, test_sources
+
+
+def _import_and_cache(tasks: list[dict], results: dict[str, dict], out: Path,
+                      settings: BuildSettings, stamps: dict[str, dict], workers: int,
+                      progress: bool, log: Callable[[str], None]) -> None:
+    """Run the import tasks, adding each result to ``results`` and appending every
+    written record to the cache as it comes (so an interrupted build resumes)."""
     with open(out / CACHE_FILE, "a", encoding="utf-8") as cache_fh:
         def on_result(r: dict) -> None:
             results[r["id"]] = r
@@ -405,44 +495,39 @@ def build_dataset(
 
         _run_tasks(tasks, workers, progress, on_result)
 
-    # --- splits, manifest, cache, report --------------------------------------------
-    manifest = _manifest(results, test, settings.fps, rec.name if rec is not None else "custom",
-                         test_sources)
-    ok = {i: r for i, r in results.items() if i in manifest["sequences"]}
-    write_manifest(out, manifest)
+
+def _rewrite_cache(out: Path, ok: dict[str, dict], settings: BuildSettings,
+                   stamps: dict[str, dict]) -> None:
+    """Replace the cache by the entries of the records in the manifest."""
     with atomic_write(out / CACHE_FILE, "w") as fh:
         for i, r in sorted(ok.items()):
             fh.write(json.dumps(_cache_entry(r, settings, stamps[i])) + "\n")
 
-    report = {
+
+def _build_report(manifest: dict, results: dict[str, dict], ok: dict[str, dict], *, out: Path,
+                  sources: list[Path], files: list[SourceFile], test: list[str],
+                  split_rule: str, warnings: list[str], settings: dict) -> dict:
+    """The build report (``mage-build-report-v1``) without recipe extras and timing."""
+    return {
         "format": "mage-build-report-v1",
         "created": manifest["created"],
         "out": str(out),
         "recipe": manifest["recipe"],
         "sources": [str(s) for s in sources],
-        "settings": {**settings.key(), "min_seconds": min_seconds, "workers": workers},
+        "settings": settings,
         "split_rule": split_rule,
         "test_subjects": test,
         "files": len(files),
         "counts": {s: sum(r["status"] == s for r in results.values())
                    for s in ("ok", "reused", "dropped", "skipped", "failed")},
-        "splits": {split: _split_summary(ids, ok, settings.fps)
+        "splits": {split: _split_summary(ids, ok, manifest["fps"])
                    for split, ids in manifest["splits"].items()},
+        "licences": licence_summary(manifest),
         "dropped": _listing(results, "dropped"),
         "skipped": _listing(results, "skipped"),
         "failures": manifest["failures"],
         "warnings": warnings,
     }
-    if rec is not None and rec.extras is not None:
-        def positions_of(result: dict):
-            return _positions_for_check(result, out, settings)
-
-        report.update(rec.extras(list(results.values()), positions_of))
-    report["seconds"] = round(time.perf_counter() - t_start, 1)
-    _write_report(out, report)
-    for line in report_summary_lines(report):
-        log(line)
-    return report
 
 
 def _apply_split_files(files: list[SourceFile], split_files, sources) -> tuple[list[SourceFile], set[str]]:
@@ -504,7 +589,8 @@ def _check_no_amass(files: list[SourceFile]) -> None:
 
 def _cache_entry(r: dict, settings: BuildSettings, stamp: dict) -> dict:
     return {"id": r["id"], "source": r["source"], "subject": r["subject"], "frames": r["frames"],
-            "rig": r["rig"], "settings": settings.key(), "stamp": stamp}
+            "rig": r["rig"], "settings": settings.key(), "stamp": stamp,
+            "source_fps": r.get("source_fps")}
 
 
 def _listing(results: dict, status: str) -> list[dict]:
@@ -579,6 +665,8 @@ def report_summary_lines(report: dict) -> list[str]:
     for split, s in report["splits"].items():
         lines.append(f"  {split:5s}: {s['sequences']:4d} sequences, {s['frames']:7d} frames, "
                      f"{s['minutes']:6.2f} min, subjects {', '.join(s['subjects']) or '-'}")
+    for lic, hours in report.get("licences", {}).items():
+        lines.append(f"  licence {lic}: " + ", ".join(f"{k} {v:.2f} h" for k, v in hours.items()))
     cf = report.get("cross_format")
     if cf and cf.get("pairs"):
         lines.append(
@@ -624,6 +712,11 @@ def render_report_markdown(report: dict) -> str:
     for split, x in report["splits"].items():
         md.append(f"| {split} | {x['sequences']} | {x['frames']} | {x['minutes']:.2f} | "
                   f"{', '.join(x['subjects'])} |")
+    if report.get("licences"):
+        md += ["", "## Licences (hours of motion)", "", "| licence | " + " | ".join(report["splits"]) + " |",
+               "|---|" + "---:|" * len(report["splits"])]
+        for lic, hours in report["licences"].items():
+            md.append(f"| {lic} | " + " | ".join(f"{hours.get(k, 0.0):.2f}" for k in report["splits"]) + " |")
     cf = report.get("cross_format")
     if cf:
         md += ["", "## Cross-format check", "", cf.get("description", ""), ""]

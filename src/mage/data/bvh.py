@@ -8,11 +8,19 @@ is R = Rz @ Ry @ Rx), position channels on any joint, End Sites (kept as leaf jo
 named ``<parent>_End``), LF / CRLF / CR line endings. The frames are parsed with numpy
 in one call (``np.loadtxt``); malformed input raises ValueError naming file and line.
 
-Position channels: BVH writers disagree whether they hold the joint's translation
-(replacing OFFSET, Blender's reading) or a displacement added to OFFSET (Character
-Creator's files: OFFSET 105 cm + channel 5 cm). Rule, per joint with a non-zero OFFSET:
-the channels replace OFFSET when their median projection on the OFFSET direction is more
-than half its length, otherwise they are added to it (recorded in meta["translation"]).
+Position channels: the common convention (Blender, most engines) is that they hold the
+joint's translation, REPLACING its OFFSET; the root's hold its absolute position. Some
+writers instead store a displacement added to OFFSET (Character Creator's files: OFFSET
+105 cm + channel 5 cm). Rule, per joint with a non-zero OFFSET and per channel axis: the
+channel replaces the OFFSET's component when it comes within REPLACE_REACH (5 %) of the
+OFFSET's length of that component in some frame (a root standing at its rest height at
+least once: a clip that sits most of the time is still absolute), or when it is closer
+to the component than to 0 in the median; otherwise it is added (meta["translation"]:
+"replace", "add" or e.g. "replace y"). So a root position is never counted twice. (Not
+decidable: an absolute clip that never comes near its rest height, e.g. lying only.)
+Joint names are kept as written ("Bip01 L Thigh", spaces and all).
+A file whose OFFSETs are all zero, with every translation in the channels (some FBX
+exporters), gets its rest skeleton from the first frame's channel translations.
 
 Units: ``scale`` converts file units to metres; when None it is guessed from the rest
 height (largest extent of the zero pose): the candidate unit (metres, centimetres, and
@@ -40,13 +48,14 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.atomic import atomic_write
-from mage.data.retarget import SourceMotion, resolve_rig, retarget
+from mage.data.retarget import SourceMotion, retarget
 
 logger = logging.getLogger(__name__)
 
 _POS = {"xposition": 0, "yposition": 1, "zposition": 2}
 _ROT = {"xrotation": "x", "yrotation": "y", "zrotation": "z"}
 TYPICAL_HEIGHT_M = 1.7
+REPLACE_REACH = 0.05  # see the module docstring: position channels replace OFFSET
 UNIT_CANDIDATES = (1.0, 0.01)  # metres, centimetres
 
 
@@ -112,7 +121,8 @@ def _parse_hierarchy(tok: _Tokens):
         raise tok.error(f"expected 'ROOT', found {kw!r}", line)
 
     def joint(parent: int, name_line: int, end_site: bool) -> None:
-        # name: the rest of the line up to '{' (spaces become '_', as Blender does)
+        # name: the rest of the line up to '{', verbatim ("Bip01 L Thigh"; runs of
+        # blanks become one space)
         words = []
         while tok.peek() is not None and tok.peek() != "{" and tok.items[tok.pos][1] == name_line:
             words.append(tok.next("a name")[0])
@@ -121,7 +131,7 @@ def _parse_hierarchy(tok: _Tokens):
         else:
             if not words:
                 raise tok.error("joint without a name", name_line)
-            name = "_".join(words)
+            name = " ".join(words)
         if name in names:
             raise tok.error(f"duplicate joint name {name!r}", name_line)
         j = len(names)
@@ -250,21 +260,51 @@ def read_bvh(path: str | Path, scale: float | None = None) -> SourceMotion:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: BVH file not found")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = text.splitlines()
+    lines = _read_lines(path)
     tok = _Tokens(lines, path)
     if not tok.items:
         raise ValueError(f"{path}, line 1: empty file, not a BVH file")
     names, parents, offsets, channels = _parse_hierarchy(tok)
     if tok.motion_line is None:
         raise ValueError(f"{path}, line {len(lines)}: file truncated: no MOTION section")
+    start, n_frames, frame_time = _parse_motion_header(lines, tok.motion_line, path)
+    data = _parse_frames(lines, start, n_frames, len(channels), path)
+    J, T = len(names), n_frames
+    scale_used, guessed = _scale_of(scale, parents, offsets)
 
-    # MOTION / Frames: N / Frame Time: dt (each on its own line, blank lines allowed)
-    i = tok.motion_line + 1
+    rot_cols, rot_axes, pos_cols = _channel_columns(channels)
+    R = _rotations(data, rot_cols, rot_axes, T, J)
+    # All-zero OFFSETs with translations in the channels: the rest skeleton is frame 0's.
+    zero_rest = bool(pos_cols) and not np.abs(offsets[1:]).any() and len(pos_cols) > 1
+    if zero_rest:
+        offsets = _rest_from_channels(offsets, pos_cols, data)
+        if scale is None:
+            scale_used = guess_scale(_rest_height(parents, offsets))
+    trans, modes = _translations(data, offsets, pos_cols, names, T)
+
+    meta = {"source": str(path), "format": "bvh", "scale": scale_used, "scale_guessed": guessed,
+            "translation": modes}
+    if zero_rest:
+        meta["rest_from_channels"] = True
+    return SourceMotion(names, parents, offsets * scale_used, R,
+                        torch.from_numpy(trans * scale_used), frame_rate_from_time(frame_time),
+                        name=path.stem, meta=meta)
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The file's lines: UTF-8 (with or without a BOM), else Latin-1."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.splitlines()
+
+
+def _parse_motion_header(lines: list[str], motion_line: int, path: Path) -> tuple[int, int, str]:
+    """``Frames: N`` and ``Frame Time: dt`` after MOTION (each on its own line, blank
+    lines allowed) -> (index of the first frame line, N, dt as written)."""
+    i = motion_line + 1
     header: list[tuple[list[str], int]] = []
     while len(header) < 2 and i < len(lines):
         if lines[i].split():
@@ -290,22 +330,25 @@ def read_bvh(path: str | Path, scale: float | None = None) -> SourceMotion:
         raise ValueError(f"{path}, line {tl}: frame time {tw[2]!r} is not a number") from None
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"{path}, line {tl}: frame time must be positive, got {tw[2]}")
+    return i, n_frames, tw[2]
 
-    data = _parse_frames(lines, i, n_frames, len(channels), path)
-    J, T = len(names), n_frames
 
+def _scale_of(scale, parents, offsets) -> tuple[float, bool]:
+    """(file units -> metres, whether guessed): the given scale, checked, or a guess."""
     if scale is None:
-        scale_used, guessed = guess_scale(_rest_height(parents, offsets)), True
-    else:
-        try:
-            scale_used, guessed = float(scale), False
-        except (TypeError, ValueError):
-            scale_used = float("nan")
-        if not (math.isfinite(scale_used) and scale_used > 0):
-            raise ValueError(f"scale: must be a positive number, got {scale!r}")
+        return guess_scale(_rest_height(parents, offsets)), True
+    try:
+        scale_used = float(scale)
+    except (TypeError, ValueError):
+        scale_used = float("nan")
+    if not (math.isfinite(scale_used) and scale_used > 0):
+        raise ValueError(f"scale: must be a positive number, got {scale!r}")
+    return scale_used, False
 
-    # Rotations: group joints by their rotation order, one batched Euler call per group.
-    R = torch.eye(3, dtype=torch.float64).expand(T, J, 3, 3).clone()
+
+def _channel_columns(channels) -> tuple[dict[int, list[int]], dict[int, str], dict[int, dict[int, int]]]:
+    """Data columns per joint: (rotation columns, their axis order as letters, and
+    {axis index: column} of the position channels)."""
     rot_cols: dict[int, list[int]] = {}
     rot_axes: dict[int, str] = {}
     pos_cols: dict[int, dict[int, int]] = {}
@@ -315,14 +358,37 @@ def read_bvh(path: str | Path, scale: float | None = None) -> SourceMotion:
             rot_axes[j] = rot_axes.get(j, "") + axis
         else:
             pos_cols.setdefault(j, {})["xyz".index(axis)] = col
+    return rot_cols, rot_axes, pos_cols
+
+
+def _rotations(data: np.ndarray, rot_cols, rot_axes, T: int, J: int) -> torch.Tensor:
+    """Local rotations (T, J, 3, 3): joints grouped by rotation order, one batched Euler
+    call per group; identity for joints without rotation channels."""
+    R = torch.eye(3, dtype=torch.float64).expand(T, J, 3, 3).clone()
     by_order: dict[str, list[int]] = {}
     for j, order in rot_axes.items():
         by_order.setdefault(order, []).append(j)
     for order, joints in by_order.items():
         angles = torch.from_numpy(data[:, [rot_cols[j] for j in joints]].reshape(T, len(joints), len(order)))
         R[:, joints] = rot.euler_to_matrix(angles, order, degrees=True)
+    return R
 
-    # Translations: offsets, replaced by or added to position channels (module docstring).
+
+def _rest_from_channels(offsets: np.ndarray, pos_cols, data: np.ndarray) -> np.ndarray:
+    """The offsets with every non-root joint's position channels of frame 0 put in."""
+    offsets = offsets.copy()
+    for j, cols in pos_cols.items():
+        if j > 0:
+            for a, col in cols.items():
+                offsets[j, a] = data[0, col]
+    return offsets
+
+
+def _translations(data: np.ndarray, offsets: np.ndarray, pos_cols, names: list[str],
+                  T: int) -> tuple[np.ndarray, dict[str, str]]:
+    """Local translations (T, J, 3) in file units: offsets, replaced by or added to the
+    position channels (module docstring); and the mode chosen per joint with channels."""
+    J = len(names)
     trans = np.broadcast_to(offsets, (T, J, 3)).copy()
     modes = {}
     for j, cols in pos_cols.items():
@@ -331,36 +397,28 @@ def read_bvh(path: str | Path, scale: float | None = None) -> SourceMotion:
             ch[:, a] = data[:, col]
         off = offsets[j]
         n = np.linalg.norm(off)
-        replace_offset = n > 0 and float(np.median(ch @ off)) / n**2 > 0.5
-        base = np.where([a in cols for a in range(3)], 0.0, off) if replace_offset else off
+        axes = [a for a in cols if abs(off[a]) > 1e-9 * max(n, 1e-300)]  # others: same either way
+        rep = [a for a in axes if (
+            float(np.abs(ch[:, a] - off[a]).min()) <= REPLACE_REACH * n
+            or float(np.median(np.abs(ch[:, a] - off[a]))) <= float(np.median(np.abs(ch[:, a]))))]
+        base = off.copy()
+        base[rep] = 0.0
         trans[:, j] = base + ch
-        modes[names[j]] = "replace" if replace_offset else "add"
-
-    meta = {"source": str(path), "format": "bvh", "scale": scale_used, "scale_guessed": guessed,
-            "translation": modes}
-    return SourceMotion(names, parents, offsets * scale_used, R,
-                        torch.from_numpy(trans * scale_used), frame_rate_from_time(tw[2]),
-                        name=path.stem, meta=meta)
+        modes[names[j]] = ("add" if not rep else "replace" if len(rep) == len(axes) else
+                           "replace " + "".join("xyz"[a] for a in sorted(rep)))
+    return trans, modes
 
 
 def load_bvh(path: str | Path, rig="auto", scale: float | None = None):
     """Read a BVH file and retarget it to the default SMPL-22 skeleton -> Motion.
 
-    rig: "auto" (best-matching preset, see ``mage.data.retarget.list_presets``), a preset
-    name, or a JSON/YAML joint-map file. scale: file units -> metres (None: the preset's
-    unit if it has one and it fits the rig's height better, else metres/centimetres).
+    rig: "auto" (best-matching preset, see ``mage.data.retarget.list_presets``, else an
+    automatic map from the skeleton), a preset name, or a JSON/YAML joint-map file.
+    scale: file units -> metres (None: the unit - m, cm, mm, inch, CMU units or the map's
+    own ``scale`` - that makes the mapped body closest to SMPL's size).
+    Raises FileNotFoundError, ValueError (one line naming the file).
     """
-    src = read_bvh(path, scale=scale)
-    spec, auto = resolve_rig(rig, src.joint_names, str(path))
-    if scale is None and spec.scale is not None:
-        height = _rest_height(src.parents, src.offsets / src.meta["scale"])
-        best = guess_scale(height, (spec.scale,))
-        if best != src.meta["scale"]:
-            src = src.rescaled(best / src.meta["scale"])
-            src.meta["scale"] = best
-    motion = retarget(src, spec)
-    motion.meta["rig_auto"] = auto
-    return motion
+    return retarget(read_bvh(path, scale=scale), rig)
 
 
 # --- writing ------------------------------------------------------------------------------

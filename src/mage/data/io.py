@@ -8,13 +8,17 @@
 ===========  ===========================================================================
 
 Motions come back at the file's own frame rate (AMASS too: no protocol stride here; the
-dataset build applies it).
+dataset build applies it). Loaded and saved motions are checked against the plausibility
+bounds of :mod:`mage.core.limits` (frame rate, root position and speed): an absurd file
+is a one-line ``ValueError`` naming it, never a motion written out.
 """
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+
+from mage.core import limits
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".bvh", ".amc", ".npz")
 SAVE_FORMATS: tuple[str, ...] = ("mage", "amass", "bvh")
@@ -63,6 +67,19 @@ def load_motion(path: str | Path, rig: str = "auto", body_model: str | Path | No
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
+    try:
+        return _load_motion(path, rig, body_model)
+    except ValueError as err:  # one line, naming the file, quoting at most a little input
+        msg = limits.shorten(str(err), keep=(str(path),))
+        named = msg.split(": ", 1)[0].split(", line", 1)[0]  # the file a reader names first
+        if str(path) not in msg and not (named.endswith((".asf", ".ASF")) and Path(named).is_file()):
+            msg = f"{path}: {msg}"
+        if msg == str(err):
+            raise
+        raise type(err)(msg) if type(err).__init__ is ValueError.__init__ else ValueError(msg) from None
+
+
+def _load_motion(path: Path, rig, body_model):
     fmt = detect_format(path)
     if fmt == "bvh":
         from mage.data.bvh import load_bvh
@@ -79,11 +96,32 @@ def load_motion(path: str | Path, rig: str = "auto", body_model: str | Path | No
     else:
         from mage.core.motion import Motion
 
+        check_npz_arrays(path)
         motion = Motion.load(path)
         motion.meta.setdefault("rig", "smpl22")
+    limits.check_motion(motion, str(path))
     motion.meta.setdefault("source", str(path))
     motion.meta.setdefault("format", fmt)
     return motion
+
+
+def check_npz_arrays(path: str | Path) -> None:
+    """Raise ValueError naming ``path`` unless it is an npz whose members are all .npy
+    arrays (numpy hands back the raw bytes of any other member)."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            for k in f.files:
+                if not isinstance(f[k], np.ndarray):
+                    raise ValueError(f"{path}: field {k!r} is not an .npy array")
+    except ValueError as err:
+        if str(err).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: not an npz of plain arrays ({limits.quote(str(err), 120)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as err:
+        raise ValueError(f"{path}: not a readable npz file ({limits.quote(str(err), 120)})") from None
 
 
 def save_motion(motion, path: str | Path, format: str | None = None, **kwargs) -> None:
@@ -108,6 +146,7 @@ def save_motion(motion, path: str | Path, format: str | None = None, **kwargs) -
         raise ValueError(f"{path}: format {format!r} writes {expected_ext} files")
     if kwargs and format != "amass":
         raise ValueError(f"format {format!r} takes no options (got {sorted(kwargs)})")
+    limits.check_motion(motion, f"{path}: motion to write")
     if format == "mage":
         motion.save(path)
     elif format == "amass":

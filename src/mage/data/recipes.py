@@ -10,6 +10,33 @@ formats) and 05 (dance). The report adds the cross-format check: subjects 02 and
 the same trials in both formats (``02_TT.amc`` and ``002_TT.bvh``, same descriptions and
 lengths in ``cmu_index.csv``); their head and wrist trajectories are compared after
 aligning the start position and heading.
+
+``permissive``: cmu-mini plus the permissive part of ``mocap_more`` (``cmu_hdm05``: CMU
+subjects 08-49 on three rigs, the salsa / Indian-dance / martial-arts sets, HDM05 "cut"
+clips), about 0.8 h. Licences: CMU (free for research and commercial use, no resale of
+the data) and HDM05 (CC BY-SA 3.0). Weights trained on it may be used commercially.
+
+``full``: ``permissive`` plus the Bandai Namco Research Motion dataset (about 3.3 h,
+**CC BY-NC 4.0**: weights trained on it are non-commercial).
+
+Held-out (test) groups, fixed and chosen so that no performance leaks across the split:
+- CMU by subject: 03, 06, 07 (as in cmu-mini; the new CMU subjects are all in train).
+- Dance sets by take: salsa takes k and k + 15 are the two partners of one take and
+  form one group ("salsa_take_k"); test takes 1 and 2 (salsa_01, 02, 16, 17); Indian
+  dance clip 15 and martial-arts clip 10 (each clip is one take).
+- HDM05 by actor: actor "tr" is test (bd, bk, dg, mm train).
+- Bandai Namco by style: dataset-2 style "youthful" (walk, walk-turn, run, raise hands)
+  and dataset-1 style "happy" are test. The actor of a file is not published, so the
+  same actors appear on both sides; content and style do not.
+
+Frame rates: every source is resampled to 60 Hz (30 fps Bandai interpolated: slerp and
+linear, :meth:`mage.core.Motion.resample`). The salsa BVH headers say 120 fps but CMU
+captured salsa at 60 fps (mocap_more README): they are read at 60 fps.
+
+Where the sources are: ``../shared/data/mocap`` (relative to the working directory or to
+the repository, as for cmu-mini), and the extracted ``mocap_more`` archives under the
+data cache ``$MAGE_DATA_CACHE`` (default ``~/.cache/mage-data``): ``cmu_hdm05/`` and
+``bandai_namco/``. A missing source is an error naming where it was looked for.
 """
 
 from __future__ import annotations
@@ -17,7 +44,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import numpy as np
@@ -26,34 +53,138 @@ TRACKED = {"head": 15, "left_wrist": 20, "right_wrist": 21}
 _PELVIS, _LEFT_HIP, _RIGHT_HIP = 0, 1, 2
 _TRIAL = re.compile(r"(\d+)_(\d+)")
 
+DATA_CACHE_ENV = "MAGE_DATA_CACHE"
+DEFAULT_DATA_CACHE = "~/.cache/mage-data"
+
+LICENCE_CMU = "CMU (free for research and commercial use; no resale of the data)"
+LICENCE_HDM05 = "CC BY-SA 3.0 (HDM05)"
+LICENCE_BANDAI = "CC BY-NC 4.0 (Bandai Namco Research Motion; non-commercial)"
+NON_COMMERCIAL_LICENCES = (LICENCE_BANDAI,)
+
+
+def data_cache() -> Path:
+    """The folder holding extracted data archives: $MAGE_DATA_CACHE or ~/.cache/mage-data."""
+    return Path(os.path.expanduser(os.environ.get(DATA_CACHE_ENV) or DEFAULT_DATA_CACHE))
+
+
+def _find_folder(name: str, where: str, recipe: str) -> Path:
+    """``where`` = "shared": relative to the working directory, then to the repository;
+    "cache": under :func:`data_cache`. FileNotFoundError naming the places looked in."""
+    if where == "cache":
+        tried = [data_cache() / name]
+    else:
+        repo = Path(__file__).resolve().parents[3]
+        tried = [Path(name), repo / name]
+    for cand in tried:
+        if cand.is_dir():
+            return Path(os.path.normpath(cand))
+    hint = (f" (extract the archive there, see ../shared/data/mocap_more/README.md, or set "
+            f"${DATA_CACHE_ENV})" if where == "cache" else "; pass it with --source")
+    raise FileNotFoundError(
+        f"recipe {recipe!r}: source folder {name} not found (looked in "
+        + ", ".join(str(Path(os.path.abspath(t))) for t in tried) + ")" + hint
+    )
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One default source folder of a recipe.
+
+    ``folder``: its name, found by ``where`` ("shared": working directory or repository;
+    "cache": the data cache). ``licence``: of every file under it. ``group(rel)``: the
+    split group (subject) of a file from its path inside the folder; None = the build's
+    usual rule (:func:`mage.data.build.subject_of`). ``source_fps(rel)``: the true frame
+    rate where a file's header is wrong, else None.
+    """
+
+    folder: str
+    where: str
+    licence: str
+    group: Callable[[PurePosixPath], str | None] | None = None
+    source_fps: Callable[[PurePosixPath], float | None] | None = None
+
+
+# --- split groups of the mocap_more sets -------------------------------------------------
+_SALSA_PAIR_OFFSET = 15  # salsa_k and salsa_(k+15) are the two dancers of one take
+_NUMBERED = re.compile(r"([a-z]+)_(\d+)")
+_HDM05_ACTOR = re.compile(r"HDM_([a-z]+)_")
+_BANDAI = re.compile(r"(dataset-\d)_.+?_([a-z-]+)_\d+")
+
+
+def cmu_hdm05_group(rel: PurePosixPath) -> str | None:
+    """Split group of a file of ``cmu_hdm05``: CMU subject number (None: the usual rule),
+    "salsa_take_k" (partners together), "indian_NN" / "martial_NN", "hdm05_ACTOR"."""
+    m = _NUMBERED.fullmatch(rel.stem)
+    if m and m.group(1) in ("salsa", "indian", "martial"):
+        k = int(m.group(2))
+        if m.group(1) == "salsa":
+            return f"salsa_take_{(k - 1) % _SALSA_PAIR_OFFSET + 1:02d}"
+        return f"{m.group(1)}_{k:02d}"
+    m = _HDM05_ACTOR.match(rel.name)
+    if m:
+        return f"hdm05_{m.group(1)}"
+    return None
+
+
+def cmu_hdm05_fps(rel: PurePosixPath) -> float | None:
+    """Salsa is 60 fps although its BVH header says 120 (mocap_more README)."""
+    return 60.0 if rel.stem.startswith("salsa_") else None
+
+
+def bandai_group(rel: PurePosixPath) -> str:
+    """"bandai_<dataset>_<style>" of a Bandai Namco file (name: dataset-N_CONTENT_STYLE_NNN)."""
+    m = _BANDAI.fullmatch(rel.stem)
+    if not m:
+        return "bandai_other"
+    return f"bandai_{m.group(1)}_{m.group(2)}"
+
+
+_SHARED_CMU = SourceSpec("../shared/data/mocap", "shared", LICENCE_CMU)
+
+
+PERMISSIVE_SOURCES = (_SHARED_CMU, SourceSpec("cmu_hdm05", "cache", LICENCE_CMU, cmu_hdm05_group,
+                                              cmu_hdm05_fps))
+FULL_SOURCES = PERMISSIVE_SOURCES + (SourceSpec("bandai_namco", "cache", LICENCE_BANDAI, bandai_group),)
+FULL_TEST_GROUPS = ("03", "06", "07", "salsa_take_01", "salsa_take_02", "indian_15", "martial_10",
+                    "hdm05_tr", "bandai_dataset-2_youthful", "bandai_dataset-1_happy")
+PERMISSIVE_TEST_GROUPS = FULL_TEST_GROUPS[:8]
+
+
+def licence_of(spec: SourceSpec, rel: PurePosixPath) -> str:
+    """The licence of one file: HDM05 files of the cmu_hdm05 archive are CC BY-SA 3.0."""
+    if rel.parts and rel.parts[0].startswith("hdm05"):
+        return LICENCE_HDM05
+    return spec.licence
+
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named build: default source (relative to the working directory or to the
-    repository), test subjects, minimum length, and extra report figures."""
+    """A named build: default source(s) (relative to the working directory or to the
+    repository, or in the data cache), test subjects (split groups), minimum length, and
+    extra report figures."""
 
     name: str
     description: str
     default_source: str | None = None
+    # several default sources with licences and split groups (then default_source is None)
+    sources: tuple[SourceSpec, ...] = ()
+    licence: str = ""  # of default_source's files
+
     test_subjects: tuple[str, ...] | None = None
     min_seconds: float = 2.0
     # extras(results, positions_of) -> dict merged into the build report
     extras: Callable[[list[dict], Callable], dict] | None = None
+
+    def resolve_sources(self) -> list[tuple[SourceSpec, Path]]:
+        """Each of ``sources`` with its folder (FileNotFoundError if one is missing)."""
+        return [(spec, _find_folder(spec.folder, spec.where, self.name)) for spec in self.sources]
 
     def resolve_source(self) -> Path:
         """The default source folder: tried relative to the working directory, then to
         the repository root; FileNotFoundError naming both if neither exists."""
         if self.default_source is None:
             raise ValueError(f"recipe {self.name!r} has no default source: pass SOURCE")
-        repo = Path(__file__).resolve().parents[3]
-        tried = [Path(self.default_source), repo / self.default_source]
-        for cand in tried:
-            if cand.is_dir():
-                return Path(os.path.normpath(cand))
-        raise FileNotFoundError(
-            f"recipe {self.name!r}: source folder not found (looked in "
-            + ", ".join(str(Path(os.path.abspath(t))) for t in tried) + "); pass it with --source"
-        )
+        return _find_folder(self.default_source, "shared", self.name)
 
 
 # --- cross-format agreement ---------------------------------------------------------------
@@ -187,9 +318,26 @@ RECIPES: dict[str, Recipe] = {
         description="all of ../shared/data/mocap (CMU ASF/AMC 01-03, CC BVH 002-007); "
                     "test subjects 03, 06, 07",
         default_source="../shared/data/mocap",
+        licence=LICENCE_CMU,
         test_subjects=("03", "06", "07"),
         min_seconds=2.0,
         extras=cross_format_report,
+    ),
+    "permissive": Recipe(
+        name="permissive",
+        description="cmu-mini + mocap_more/cmu_hdm05 (CMU, HDM05; commercial use allowed); "
+                    "test: CMU 03/06/07, salsa takes 1-2, indian_15, martial_10, HDM05 actor tr",
+        sources=PERMISSIVE_SOURCES,
+        test_subjects=PERMISSIVE_TEST_GROUPS,
+        min_seconds=1.0,
+    ),
+    "full": Recipe(
+        name="full",
+        description="permissive + mocap_more/bandai_namco (CC BY-NC 4.0: non-commercial); "
+                    "test adds Bandai dataset-2 style youthful and dataset-1 style happy",
+        sources=FULL_SOURCES,
+        test_subjects=FULL_TEST_GROUPS,
+        min_seconds=1.0,
     ),
 }
 
