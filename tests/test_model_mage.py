@@ -1,14 +1,15 @@
-"""MageModel: every preset builds, trains a step and samples (at tiny sizes, on CPU)."""
+"""MageModel and its pipelines: every preset builds, trains a step and samples (at tiny
+sizes, on CPU); one noise specification (a seed or tensors) covers every stage."""
 
 import pytest
 import torch
 
 from mage.core.rotations import matrix_to_rot6d, rot6d_to_matrix
-from mage.model import PRESETS, MageConfig, MageModel
+from mage.model import PRESETS, MageConfig, MageModel, MagePipeline
 from mage.model.config import SCALE_ORDER
+from mage.model.pipeline import GradualPipeline, SequentialPipeline
 
 B, N = 2, 8
-
 
 
 def tiny(name: str = "mage-paper", **overrides) -> MageConfig:
@@ -37,9 +38,11 @@ def test_every_preset_trains_a_step_and_samples(name):
     torch.manual_seed(0)
     cfg = tiny(name)
     model = MageModel(cfg)
-    assert model.window == N and model.config == cfg
+    pipeline = MagePipeline.from_model(model)
+    assert model.window == N and model.config == cfg and pipeline.window == N
+    assert isinstance(pipeline, GradualPipeline if cfg.mode == "gradual" else SequentialPipeline)
     x0, cond = random_batch()
-    out = model.training_loss(x0, cond, generator=torch.Generator().manual_seed(0))
+    out = pipeline.training_loss({"x0": x0, "cond": cond}, generator=torch.Generator().manual_seed(0))
     assert out["loss"].dim() == 0 and torch.isfinite(out["loss"]) and out["loss"].requires_grad
     assert set(cfg.scales) <= set(out) and "fk_position" in out
     # the total is the weighted sum of the reported terms
@@ -51,7 +54,7 @@ def test_every_preset_trains_a_step_and_samples(name):
     unused = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not unused, unused
     opt.step()
-    sample = model.sample(cond, generator=torch.Generator().manual_seed(0))
+    sample = pipeline.sample(cond, noise=0)
     assert sample.shape == (B, N, 22, 6) and sample.dtype == cond.dtype
     assert_valid_rot6d(sample)
 
@@ -80,49 +83,101 @@ def test_fusion_variants_wire_different_inputs():
     assert MageModel(tiny(xt_input="all")).count_parameters()["S2"] - first["S2"] == 22 * 6 * D  # x_t slice
 
 
-def test_same_seed_same_sample_different_seed_different_sample():
+@pytest.mark.parametrize("name", ["mage-paper", "ablation-sequential", "ablation-s3"])
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_same_seed_same_sample_whatever_the_global_random_state(name, eta):
+    """The seed bug of the sequential design: its coarse stages (S1, S2) used to draw
+    their noise from torch's global random state. Every stage's noise now comes from
+    the seed, so the output is bit-identical whatever else has drawn numbers."""
     torch.manual_seed(0)
-    for name in ("mage-paper", "ablation-sequential"):
-        model = MageModel(tiny(name)).eval()
-        _, cond = random_batch()
-        def draw(seed, model=model, cond=cond):
-            return model.sample(cond, generator=torch.Generator().manual_seed(seed))
+    pipeline = MagePipeline.from_model(MageModel(tiny(name, eta=eta)).eval())
+    _, cond = random_batch()
 
-        assert torch.equal(draw(3), draw(3))
-        assert not torch.allclose(draw(3), draw(4), atol=1e-4)
+    def draw(seed, global_seed):
+        torch.manual_seed(global_seed)
+        torch.randn(1000)
+        return pipeline.sample(cond, noise=seed)
+
+    assert torch.equal(draw(3, global_seed=0), draw(3, global_seed=99))
+    assert not torch.allclose(draw(3, 0), draw(4, 0), atol=1e-4)
 
 
-def test_given_noise_equals_the_generator_draw_and_is_scaled():
+def test_given_tensors_cover_every_stage_of_the_sequential_design():
+    torch.manual_seed(0)
+    pipeline = MagePipeline.from_model(MageModel(tiny("ablation-sequential")).eval())
+    _, cond = random_batch()
+    noise = pipeline.draw_noise(7)  # {scale: (N, n, d)}: S3 first, then S1, S2
+    assert {s: tuple(z.shape) for s, z in noise.items()} == {
+        "S3": (N, 22, 6), "S1": (N, 6, 9), "S2": (N, 11, 9)}
+    assert list(noise) == ["S3", "S1", "S2"]
+    a = pipeline.sample(cond, noise=noise)
+    torch.manual_seed(123)  # the global state plays no part
+    assert torch.equal(a, pipeline.sample(cond, noise=noise))
+    assert torch.equal(a, pipeline.sample(cond, noise=7))  # the seed means these tensors
+    batched = {s: z.expand(B, *z.shape).clone() for s, z in noise.items()}
+    assert torch.equal(a, pipeline.sample(cond, noise=batched))
+    batched["S1"][0] += 1.0  # a coarse stage's noise reaches the output
+    b = pipeline.sample(cond, noise=batched)
+    assert not torch.allclose(a[0], b[0], atol=1e-4) and torch.equal(a[1], b[1])
+    with pytest.raises(ValueError, match="pass a seed or a dict"):
+        pipeline.sample(cond, noise=noise["S3"])
+    with pytest.raises(ValueError, match=r"missing \['S2'\]"):
+        pipeline.sample(cond, noise={"S3": noise["S3"], "S1": noise["S1"]})
+
+
+def test_given_noise_equals_the_seed_draw_and_is_scaled():
     torch.manual_seed(0)
     model = MageModel(tiny()).eval()
+    pipeline = MagePipeline.from_model(model)
     _, cond = random_batch()
-    noise = torch.randn(B, N, 22, 6, generator=torch.Generator().manual_seed(5))
-    a = model.sample(cond, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(a, model.sample(cond, noise=noise))
+    # a seed means torch.randn(N, 22, 6) of that seed, the same for every window
+    noise = torch.randn(N, 22, 6, generator=torch.Generator().manual_seed(5))
+    a = pipeline.sample(cond, noise=5)
+    assert torch.equal(a, pipeline.sample(cond, noise=noise))
+    assert torch.equal(a, pipeline.sample(cond, noise=noise.expand(B, N, 22, 6)))
     # the initial sample is noise * init_noise_scale
     half = MageModel(model.config.with_overrides(init_noise_scale=0.5)).eval()
     half.load_state_dict(model.state_dict())
-    torch.testing.assert_close(half.sample(cond, noise=2 * noise), a)
+    torch.testing.assert_close(MagePipeline.from_model(half).sample(cond, noise=2 * noise), a)
 
 
 def test_sample_steps_and_eta():
     torch.manual_seed(0)
     model = MageModel(tiny()).eval()
+    pipeline = MagePipeline.from_model(model)
     _, cond = random_batch()
     noise = torch.randn(B, N, 22, 6)
     calls = []
     model.net.register_forward_hook(lambda *a: calls.append(1))
-    s4 = model.sample(cond, noise=noise)
+    s4 = pipeline.sample(cond, noise=noise)
     assert len(calls) == model.config.sampling_steps == 4
-    s1 = model.sample(cond, steps=1, noise=noise)
+    s1 = pipeline.sample(cond, steps=1, noise=noise)
     assert len(calls) == 5
     # one step = the x0 prediction at t = T - 1
     torch.testing.assert_close(s1, matrix_to_rot6d(rot6d_to_matrix(model.denoise(noise, 999, cond))))
     assert not torch.allclose(s4, s1, atol=1e-4)
     stochastic = MageModel(model.config.with_overrides(eta=1.0)).eval()
     stochastic.load_state_dict(model.state_dict())
-    draw = lambda seed: stochastic.sample(cond, generator=torch.Generator().manual_seed(seed))
-    assert torch.equal(draw(0), draw(0))
+    draw = lambda seed: MagePipeline.from_model(stochastic).sample(cond, noise=seed)
+    assert torch.equal(draw(0), draw(0)) and not torch.allclose(draw(0), draw(1), atol=1e-4)
+    with pytest.raises(ValueError, match="eta > 0 draws fresh noise"):
+        MagePipeline.from_model(stochastic).sample(cond, noise=noise)
+
+
+def test_sequential_denoise_calls_one_stage():
+    torch.manual_seed(0)
+    model = MageModel(tiny("ablation-sequential")).eval()
+    _, cond = random_batch()
+    x = torch.randn(B, N, 11, 9)
+    prev = torch.randn(B, N, 6, 9)
+    with torch.no_grad():
+        out = model.denoise(x, 5, cond, "S2", prev)
+        ref = model.net.stages["S2"](x, torch.full((B,), 5), model.normalize_condition(cond), prev)
+    assert torch.equal(out, ref)
+    with pytest.raises(ValueError, match="x_t: expected shape"):
+        model.denoise(x, 5, cond, "S1")
+    with pytest.raises(ValueError, match="not one of"):
+        model.denoise(x, 5, cond, "S0")
 
 
 def test_denoise_is_one_network_call_with_normalisation_inside():
@@ -153,31 +208,61 @@ def test_set_normalization_validates():
 
 def test_wrong_shapes_raise_clear_errors():
     model = MageModel(tiny())
+    pipeline = MagePipeline.from_model(model)
     x0, cond = random_batch()
-    with pytest.raises(ValueError, match=r"cond: expected shape \(\.\.\., 8, 54\)"):
-        model.sample(torch.zeros(1, 9, 54))
+    with pytest.raises(ValueError, match=r"cond: expected \(B, 8, 54\)"):
+        pipeline.sample(torch.zeros(1, 9, 54))
     with pytest.raises(ValueError, match="x0: expected shape"):
-        model.training_loss(x0[:, :, :21], cond)
-    with pytest.raises(ValueError, match="noise: expected shape"):
-        model.sample(cond, noise=torch.zeros(B, N, 22, 9))
-    with pytest.raises(ValueError, match="sequential"):
-        MageModel(tiny("ablation-sequential")).denoise(x0, 0, cond)
+        pipeline.training_loss({"x0": x0[:, :, :21], "cond": cond})
+    with pytest.raises(ValueError, match=r"noise\['S3'\]: expected shape"):
+        pipeline.sample(cond, noise=torch.zeros(B, N, 22, 9))
+    with pytest.raises(ValueError, match="expected a seed"):
+        pipeline.sample(cond, noise=1.5)
+    with pytest.raises(ValueError, match="22-joint state only"):
+        model.denoise(x0, 0, cond, "S1")
     with pytest.raises(ValueError, match="expected a MageConfig"):
         MageModel({"width": 32})
 
 
 def test_training_loss_is_seedable():
     torch.manual_seed(0)
-    model = MageModel(tiny())
+    pipeline = MagePipeline.from_model(MageModel(tiny()))
     x0, cond = random_batch()
-    loss = lambda seed: model.training_loss(x0, cond, torch.Generator().manual_seed(seed))["loss"]
+    batch = {"x0": x0, "cond": cond}
+    loss = lambda seed: pipeline.training_loss(batch, torch.Generator().manual_seed(seed))["loss"]
     assert torch.equal(loss(1), loss(1)) and not torch.equal(loss(1), loss(2))
 
 
 def test_transformer_blocks_and_velocity_term_run():
     torch.manual_seed(0)
-    model = MageModel(tiny(block="transformer", velocity_weight=1.0))
+    pipeline = MagePipeline.from_model(MageModel(tiny(block="transformer", velocity_weight=1.0)))
     x0, cond = random_batch()
-    out = model.training_loss(x0, cond)
+    out = pipeline.training_loss({"x0": x0, "cond": cond})
     assert "velocity" in out and torch.isfinite(out["loss"])
-    assert_valid_rot6d(model.sample(cond))
+    assert_valid_rot6d(pipeline.sample(cond))
+
+
+def test_bf16_precision_is_an_option_close_to_fp32():
+    torch.manual_seed(0)
+    model = MageModel(tiny()).eval()
+    _, cond = random_batch()
+    fp32 = MagePipeline.from_model(model).sample(cond, 0)
+    bf16 = MagePipeline.from_model(model, precision="bf16").sample(cond, 0)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
+    assert (bf16 - fp32).abs().max() < 0.1
+    assert_valid_rot6d(bf16)
+    with pytest.raises(ValueError, match="precision: expected one of fp32, bf16, int8"):
+        MagePipeline.from_model(model, precision="int4")
+
+
+def test_int8_precision_quantises_a_copy_of_the_feature_mlps():
+    torch.manual_seed(0)
+    model = MageModel(tiny()).eval()
+    _, cond = random_batch()
+    pipeline = MagePipeline.from_model(model, precision="int8")
+    assert pipeline.model is not model and isinstance(model.net.stages["S3"].blocks[0].ff.fc1, torch.nn.Linear)
+    quantised = [n for n, m in pipeline.model.named_modules() if "quantized" in type(m).__module__]
+    assert quantised and all(".ff.fc" in n for n in quantised)
+    out = pipeline.sample(cond, 0)
+    assert (out - MagePipeline.from_model(model).sample(cond, 0)).abs().max() < 0.1
+    assert_valid_rot6d(out)

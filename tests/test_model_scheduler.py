@@ -44,7 +44,7 @@ def test_cosine_betas_match_diffusers_squaredcos():
 def test_timesteps_match_diffusers(spacing, steps):
     ours, ref = DDIMScheduler(T, spacing), reference(spacing)
     ref.set_timesteps(steps)
-    assert ours.set_timesteps(steps).tolist() == ref.timesteps.tolist()
+    assert ours.timesteps(steps).tolist() == ref.timesteps.tolist()
 
 
 @pytest.mark.parametrize("spacing", ["trailing", "leading"])
@@ -53,12 +53,11 @@ def test_ddim_steps_match_diffusers(spacing, steps):
     """Each step (float32, as the model runs) on the same inputs, then the whole loop in
     float64 (in float32 the 50-step trajectories drift apart by ~1e-5 from rounding)."""
     ours, ref = DDIMScheduler(T, spacing), reference(spacing)
-    ours.set_timesteps(steps)
     ref.set_timesteps(steps)
     g = torch.Generator().manual_seed(steps)
     x = torch.randn(3, 8, 22, 6, generator=g)
-    for t in ours.timesteps.tolist():
-        out, out_ref = ours.step(dummy_x0(x, t), t, x), ref.step(dummy_x0(x, t), t, x)
+    for t, t_prev in ours.step_pairs(steps):
+        out, out_ref = ours.step(dummy_x0(x, t), t, t_prev, x), ref.step(dummy_x0(x, t), t, x)
         torch.testing.assert_close(out.pred_original_sample, out_ref.pred_original_sample, atol=1e-5, rtol=0)
         torch.testing.assert_close(out.prev_sample, out_ref.prev_sample, atol=1e-5, rtol=0)
         x = out.prev_sample
@@ -67,8 +66,8 @@ def test_ddim_steps_match_diffusers(spacing, steps):
     ref.alphas_cumprod = ours.alphas_cumprod.clone()
     ref.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
     x_ours = x_ref = torch.randn(3, 8, 22, 6, generator=g, dtype=torch.float64)
-    for t in ours.timesteps.tolist():
-        out = ours.step(dummy_x0(x_ours, t), t, x_ours)
+    for t, t_prev in ours.step_pairs(steps):
+        out = ours.step(dummy_x0(x_ours, t), t, t_prev, x_ours)
         x_ours, x_ref = out.prev_sample, ref.step(dummy_x0(x_ref, t), t, x_ref).prev_sample
         torch.testing.assert_close(x_ours, x_ref, atol=1e-9, rtol=0)
     # a_prev = 1 after the last step: the result is the last x0 prediction itself
@@ -80,28 +79,31 @@ def test_ddim_steps_match_diffusers(spacing, steps):
 @pytest.mark.parametrize("eta", [0.3, 0.6])
 def test_stochastic_ddim_step_matches_diffusers_with_the_same_noise(eta):
     ours, ref = DDIMScheduler(T, "trailing"), reference("trailing")
-    ours.set_timesteps(10)
     ref.set_timesteps(10)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 22, 6, generator=g)
-    for t in ours.timesteps.tolist():
+    for t, t_prev in ours.step_pairs(10):
         z = torch.randn(x.shape, generator=g)
         x0 = dummy_x0(x, t)
-        a = ours.step(x0, t, x, eta=eta, variance_noise=z).prev_sample
+        a = ours.step(x0, t, t_prev, x, eta=eta, variance_noise=z).prev_sample
         b = ref.step(x0, t, x, eta=eta, variance_noise=z).prev_sample
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-        if ours.previous_timestep(t) >= 0:  # (the last step has sigma = 0)
-            assert not torch.allclose(a, ours.step(x0, t, x).prev_sample)  # the noise is used
+        if t_prev >= 0:  # (the last step has sigma = 0)
+            assert not torch.allclose(a, ours.step(x0, t, t_prev, x).prev_sample)  # the noise is used
         x = a
 
 
-def test_stochastic_step_is_seedable():
+def test_the_scheduler_holds_no_per_call_state():
+    """Samplers with different step counts can share one scheduler: nothing is stored."""
     s = DDIMScheduler(T)
-    s.set_timesteps(4)
+    before = dict(vars(s))
+    assert s.step_pairs(4) == [(999, 749), (749, 499), (499, 249), (249, -1)]
+    assert s.step_pairs(2) == [(999, 499), (499, -1)]
     x = torch.randn(2, 3)
-    draw = lambda seed: s.step(torch.tanh(x), 999, x, eta=1.0,
-                               generator=torch.Generator().manual_seed(seed)).prev_sample
-    assert torch.equal(draw(0), draw(0)) and not torch.equal(draw(0), draw(1))
+    a = s.step(torch.tanh(x), 999, 749, x).prev_sample
+    s.timesteps(7)
+    assert torch.equal(a, s.step(torch.tanh(x), 999, 749, x).prev_sample)
+    assert vars(s).keys() == before.keys() and s.timesteps(4).tolist() == [999, 749, 499, 249]
 
 
 def test_add_noise_matches_diffusers():
@@ -123,23 +125,21 @@ def test_forward_process_endpoints():
 
 def test_trailing_spacing_starts_at_pure_noise_and_uses_the_visited_next_timestep():
     s = DDIMScheduler(T, "trailing")
-    assert s.set_timesteps(4).tolist() == [999, 749, 499, 249]
-    assert s.set_timesteps(3).tolist() == [999, 666, 332]
-    assert [s.previous_timestep(t) for t in (999, 666, 332)] == [666, 332, -1]
+    assert s.timesteps(4).tolist() == [999, 749, 499, 249]
+    assert s.timesteps(3).tolist() == [999, 666, 332]
+    assert s.step_pairs(3) == [(999, 666), (666, 332), (332, -1)]
 
 
 def test_errors_are_clear():
     s = DDIMScheduler(T)
     x = torch.zeros(1, 2)
-    with pytest.raises(ValueError, match="set_timesteps"):
-        s.step(x, 999, x)
     for bad in (0, T + 1):
         with pytest.raises(ValueError, match="num_inference_steps"):
-            s.set_timesteps(bad)
-    s.set_timesteps(4)
-    with pytest.raises(ValueError, match="not one of the scheduled"):
-        s.step(x, 500, x)
+            s.timesteps(bad)
+    for t, t_prev in ((999, 999), (500, 700), (T, 10), (5, -2)):
+        with pytest.raises(ValueError, match="t_prev"):
+            s.step(x, t, t_prev, x)
     with pytest.raises(ValueError, match="timestep_spacing"):
         DDIMScheduler(T, "uniform")
-    with pytest.raises(ValueError, match="either generator or variance_noise"):
-        s.step(x, 999, x, eta=1.0, generator=torch.Generator(), variance_noise=x)
+    with pytest.raises(ValueError, match="variance_noise"):
+        s.step(x, 999, 749, x, eta=1.0)

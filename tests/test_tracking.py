@@ -4,7 +4,7 @@ import torch
 
 from conftest import random_rotations
 from mage.core import Motion, Tracking, sparse_condition
-from mage.core.tracking import split_condition
+from mage.core.constants import CONDITION_LAYOUT
 
 
 def test_condition_hand_computed():
@@ -34,7 +34,7 @@ def test_condition_from_motion_uses_head_and_wrists():
     assert torch.allclose(tr.positions, fk.positions[:, [15, 20, 21]])
     c = tr.condition()
     assert c.shape == (5, 54)
-    blocks = split_condition(c)
+    blocks = {name: c[:, cols].reshape(5, 3, -1) for name, cols in CONDITION_LAYOUT.items()}
     assert torch.allclose(blocks["position"][2, 1], fk.positions[3, 20])
     assert torch.allclose(blocks["position_delta"][0, 2], fk.positions[1, 21] - fk.positions[0, 21])
     vel = fk.global_rotations[3, 15].T @ fk.global_rotations[4, 15]

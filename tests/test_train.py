@@ -386,7 +386,7 @@ def test_cli_reports_user_errors(tmp_path, dataset, capsys):
     code, err = cli("--preset", "mage-small", "--data", dataset, "--out", tmp_path / "r", "--set", "lrr=1")
     assert code == 2 and "unknown key 'lrr'" in err
     code, err = cli("--preset", "mage-small", "--data", tmp_path / "missing", "--out", tmp_path / "r")
-    assert code == 2 and "no such data folder" in err
+    assert code == 2 and "missing: no such folder" in err
     code, err = cli("--data", dataset, "--out", tmp_path / "r", "--resume")
     assert code == 2 and "train_config.json not found" in err
 
@@ -405,6 +405,61 @@ def test_cli_builds_config_from_flags():
     assert cfg.model == TrainConfig(model="mage-small").model
     assert (cfg.max_steps, cfg.devices, cfg.strategy, cfg.precision, cfg.seed,
             cfg.batch_size) == (7, 2, "ddp", "32", 5, 3)
+
+
+def test_cpu_preset_fills_only_the_unset_settings(tmp_path, capsys):
+    import argparse
+
+    from mage.cli import train as cli
+    from mage.train.config import CPU_DEFAULTS
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+
+    def build(*extra, cuda):
+        args = parser.parse_args(["train", "--preset", "mage-small", "--data", "d", "--out", "o", *extra])
+        return cli.build_config(args, cuda_available=cuda)
+
+    cpu = build(cuda=False)
+    assert {k: getattr(cpu, k) for k in CPU_DEFAULTS} == CPU_DEFAULTS == \
+        {"batch_size": 64, "num_workers": 0, "precision": "32", "log_every": 10}
+    assert "CPU preset" in capsys.readouterr().out
+    mine = build("--set", "batch_size=8", "--precision", "32", cuda=False)
+    assert (mine.batch_size, mine.num_workers) == (8, 0)
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"model": "mage-small", "num_workers": 3}))
+    args = parser.parse_args(["train", "--config", str(cfg_file), "--data", "d", "--out", "o"])
+    assert cli.build_config(args, cuda_available=False).num_workers == 3  # the file's setting stays
+    gpu = build(cuda=True)
+    assert (gpu.batch_size, gpu.num_workers, gpu.precision) == (256, 2, "bf16-mixed")
+    forced = build("--accelerator", "cpu", cuda=True)
+    assert forced.batch_size == 64
+
+
+def test_cli_short_run_is_quiet_with_progress_and_first_and_last_steps_logged(dataset, tmp_path):
+    """A run shorter than log_every still logs its first and last steps; the output is
+    our lines and one progress bar with steps/s and the ETA, no third-party noise."""
+    from mage.train.run import read_metrics
+
+    run = tmp_path / "r"
+    cmd = [sys.executable, "-m", "mage.cli.main", "train", "--preset", "mage-small", "--data", str(dataset),
+           "--out", str(run), "--max-steps", "7", "--set", "model.width=16", "--set", "model.window=8",
+           "--set", "model.depth.S1=1", "--set", "model.depth.S2=1", "--set", "model.depth.S3=1",
+           "--set", "batch_size=4", "--set", "warmup_steps=2", "--set", "log_every=5",
+           "--accelerator", "cpu"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    assert "step/s" in text and "7/7" in text  # the bar: steps per second, over the whole run
+    assert "<" in text.split("7/7")[0]  # tqdm's "elapsed<remaining" (the ETA)
+    for noise in ("Tip", "litlogger", "FLOPs", "deprecated", "GPU available", "TPU available",
+                  "Warning", "┃"):
+        assert noise not in text, f"{noise!r} in the output:\n{text}"
+    steps = sorted(int(r["step"]) for r in read_metrics(run) if "train/loss" in r)
+    assert steps == [0, 4, 6]  # first, every log_every (step 5 = index 4), last
+    lr_steps = sorted(int(r["step"]) for r in read_metrics(run) if "lr" in r)
+    assert 0 in lr_steps and 6 in lr_steps
 
 
 def _losses(run):

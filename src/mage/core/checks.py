@@ -38,12 +38,18 @@ def check_finite(x: torch.Tensor, name: str) -> None:
 
 
 def check_fps(fps: float, name: str = "fps") -> float:
+    """``fps`` as a float, a plausible frame rate (``mage.core.limits``: MIN_FPS..MAX_FPS)."""
+    from mage.core.limits import MAX_FPS, MIN_FPS, quote
+
     try:
         value = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a positive number, got {fps!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name}: expected a positive number, got {quote(fps)}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: must be a positive finite frame rate, got {fps!r}")
+        raise ValueError(f"{name}: must be a positive finite frame rate, got {quote(fps)}")
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise ValueError(f"{name}: must be a plausible frame rate ({MIN_FPS:g} to {MAX_FPS:g} "
+                         f"frames/s), got {value:.6g}")
     return value
 
 

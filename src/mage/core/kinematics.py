@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from mage.core.checks import check_shape
+from mage.core.constants import HEAD_JOINT
 from mage.core.skeleton import Skeleton
 
 
@@ -63,7 +64,7 @@ def local_from_global(global_rotations: torch.Tensor, parents: tuple[int, ...]) 
 
 def place_by_head(
     local_rotations: torch.Tensor, head_positions: torch.Tensor, skeleton: Skeleton,
-    head_joint: int = 15,
+    head_joint: int = HEAD_JOINT,
 ) -> tuple[FKOutput, torch.Tensor]:
     """Place a predicted pose in the world the way the community protocol does.
 
@@ -77,3 +78,13 @@ def place_by_head(
     fk0 = forward_kinematics(local_rotations, None, skeleton)
     trans = head_positions - fk0.positions[..., head_joint, :]
     return FKOutput(fk0.global_rotations, fk0.positions + trans.unsqueeze(-2)), trans
+
+
+def jerk(positions: torch.Tensor, fps: float) -> torch.Tensor:
+    """Third finite difference in time times fps^3 (m/s^3 for metres): (T, ...) -> (T-3, ...).
+
+    j[t] = (p[t+3] - 3 p[t+2] + 3 p[t+1] - p[t]) * fps^3, the protocol's jitter before
+    the norm and the means (mage.evaluate.metrics.jitter).
+    """
+    p = positions
+    return (p[3:] - 3 * p[2:-1] + 3 * p[1:-2] - p[:-3]) * fps**3

@@ -21,20 +21,10 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_shape
+from mage.core.constants import (  # noqa: F401 (NODE_DIM re-exported)
+    NODE_DIM, S0_GROUPS, S1_GROUPS, S2_GROUPS, S3_GROUPS, Groups,
+)
 from mage.core.skeleton import SMPL22_PARENTS
-
-Groups = tuple[tuple[int, ...], ...]
-
-S0_GROUPS: Groups = (tuple(range(22)),)
-S1_GROUPS: Groups = (  # 6 nodes
-    (0, 3, 6, 9), (12, 15), (13, 16, 18, 20), (14, 17, 19, 21), (1, 4, 7, 10), (2, 5, 8, 11),
-)
-S2_GROUPS: Groups = (  # 11 nodes
-    (0,), (3, 6, 9), (12, 15), (13, 16), (18, 20), (14, 17), (19, 21),
-    (1, 4), (7, 10), (2, 5), (8, 11),
-)
-S3_GROUPS: Groups = tuple((j,) for j in range(22))
-NODE_DIM = 9  # 6D rotation + 3D centroid
 
 
 @dataclass(frozen=True)

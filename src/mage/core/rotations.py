@@ -14,7 +14,7 @@ from __future__ import annotations
 import roma
 import torch
 
-from mage.core.checks import check_finite, check_shape
+from mage.core.checks import check_shape
 
 
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
@@ -62,12 +62,10 @@ def rot6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
     return roma.special_gramschmidt(cols)
 
 
-def axis_angle_to_rot6d(aa: torch.Tensor) -> torch.Tensor:
-    return matrix_to_rot6d(axis_angle_to_matrix(aa))
-
-
-def rot6d_to_axis_angle(d6: torch.Tensor) -> torch.Tensor:
-    return matrix_to_axis_angle(rot6d_to_matrix(d6))
+def normalize_rot6d(d6: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 6): the 6D of the rotation that Gram-Schmidt makes of ``d6``
+    (a valid 6D: two orthonormal columns). The projection every sampler output gets."""
+    return matrix_to_rot6d(rot6d_to_matrix(d6))
 
 
 def euler_to_matrix(angles: torch.Tensor, order: str, degrees: bool = False) -> torch.Tensor:
@@ -103,8 +101,3 @@ def geodesic_angle(R0: torch.Tensor, R1: torch.Tensor) -> torch.Tensor:
     """Angle (radians) of R0^T R1, shape (...)."""
     return roma.rotmat_geodesic_distance(R0, R1)
 
-
-def normalize_matrix(R: torch.Tensor) -> torch.Tensor:
-    """Project nearly-orthonormal matrices onto SO(3) (e.g. after parsing rounded text)."""
-    check_finite(R, "matrix")
-    return roma.special_procrustes(R)

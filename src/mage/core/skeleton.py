@@ -9,11 +9,13 @@ skeleton sets it to zero, so there ``trans`` is the pelvis position.
 
 from __future__ import annotations
 
-import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from mage.core.constants import NUM_JOINTS
 
 SMPL22_JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -58,8 +60,30 @@ SMPL22_NEUTRAL_OFFSETS: tuple[tuple[float, float, float], ...] = (
 _MODEL_KEYS = ("J_regressor", "v_template", "shapedirs", "kintree_table")
 
 
+class NamedJoints:
+    """``num_joints`` and ``index(name)`` for a class with ``joint_names`` (the
+    skeleton here, and the importers' source-rig motion)."""
+
+    joint_names: tuple[str, ...]
+    _joints_of = "skeleton"  # what an unknown name is said to be missing from
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def index(self, name: str) -> int:
+        """Joint index by name; a clear error for unknown names."""
+        try:
+            return self.joint_names.index(name)
+        except ValueError:
+            raise ValueError(
+                f"joint name {name!r} is not in this {self._joints_of}; known: "
+                f"{', '.join(self.joint_names)}"
+            ) from None
+
+
 @dataclass(frozen=True, eq=False)
-class Skeleton:
+class Skeleton(NamedJoints):
     """A joint tree with rest offsets. Immutable; compare with :meth:`allclose`."""
 
     joint_names: tuple[str, ...]
@@ -87,19 +111,6 @@ class Skeleton:
         object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "joint_names", tuple(self.joint_names))
         object.__setattr__(self, "parents", tuple(int(p) for p in self.parents))
-
-    @property
-    def num_joints(self) -> int:
-        return len(self.joint_names)
-
-    def index(self, name: str) -> int:
-        """Joint index by name; a clear error for unknown names."""
-        try:
-            return self.joint_names.index(name)
-        except ValueError:
-            raise ValueError(
-                f"joint name {name!r} is not in this skeleton; known: {', '.join(self.joint_names)}"
-            ) from None
 
     def rest_positions(self) -> np.ndarray:
         """(J, 3) joint positions of the rest pose in the body frame."""
@@ -155,7 +166,8 @@ class Skeleton:
         """Skeleton of a real SMPL / SMPL-H model file, first 22 joints.
 
         ``path``: ``model.npz`` (as AMASS distributes SMPL-H) or the official ``.pkl``.
-        Only load model files you trust: ``.pkl`` files are Python pickles.
+        ``.pkl`` files are read with a restricted unpickler that builds only arrays
+        (:mod:`mage.core.safe_pickle`); a pickle naming anything else is refused.
         ``betas``: shape coefficients (any length up to the file's shape space; missing
         ones are zero). Joints = J_regressor @ (v_template + shapedirs @ betas), the same
         regression SMPL performs, so FK of this skeleton reproduces the model's joints.
@@ -171,16 +183,17 @@ class Skeleton:
                 )
             v = v + shapedirs[..., : b.size] @ b
         joints = data["J_regressor"] @ v  # (J_model, 3)
-        if joints.shape[0] < 22:
-            raise ValueError(f"{path}: J_regressor has {joints.shape[0]} joints, need >= 22")
-        model_parents = data["kintree_table"][0, :22].astype(np.int64)
+        J = NUM_JOINTS
+        if joints.shape[0] < J:
+            raise ValueError(f"{path}: J_regressor has {joints.shape[0]} joints, need >= {J}")
+        model_parents = data["kintree_table"][0, :J].astype(np.int64)
         model_parents[0] = -1
         if tuple(model_parents.tolist()) != SMPL22_PARENTS:
             raise ValueError(
                 f"{path}: kintree_table does not match the SMPL 22-joint hierarchy "
                 f"(got parents {model_parents.tolist()})"
             )
-        joints = joints[:22]
+        joints = joints[:J]
         offsets = joints.copy()
         offsets[1:] = joints[1:] - joints[model_parents[1:]]
         return cls(SMPL22_JOINT_NAMES, SMPL22_PARENTS, offsets)
@@ -208,10 +221,13 @@ def load_smpl_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as f:
                 raw = {k: f[k] for k in f.files if k in _MODEL_KEYS}
         except ValueError as err:  # object arrays need pickle: refuse, say why
-            raise ValueError(f"{path}: cannot read without pickle ({err})") from None
-    elif path.suffix == ".pkl":
-        with open(path, "rb") as fh:
-            raw = pickle.load(fh, encoding="latin1")
+            raise ValueError(f"{path}: cannot read without pickle ({str(err)[:120]})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: not a readable npz file ({str(err)[:120]})") from None
+    elif path.suffix == ".pkl":  # restricted: numpy / chumpy / sparse only, no code runs
+        from mage.core.safe_pickle import load_model_pickle
+
+        raw = load_model_pickle(path, _MODEL_KEYS)
     else:
         raise ValueError(f"{path}: unknown model file type (expected .npz or .pkl)")
     missing = [k for k in _MODEL_KEYS if k not in raw]
@@ -222,7 +238,15 @@ def load_smpl_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
         arr = raw[k]
         if hasattr(arr, "toarray"):  # scipy sparse J_regressor in official .pkl files
             arr = arr.toarray()
-        out[k] = np.asarray(arr, dtype=np.float64)
-    if out["shapedirs"].ndim != 3 or out["v_template"].shape != out["shapedirs"].shape[:2]:
+        try:
+            out[k] = np.asarray(arr, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: {k} is not a numeric array") from None
+    v, sd, jr, kt = out["v_template"], out["shapedirs"], out["J_regressor"], out["kintree_table"]
+    if sd.ndim != 3 or v.ndim != 2 or v.shape[1:] != (3,) or v.shape != sd.shape[:2]:
         raise ValueError(f"{path}: shapedirs/v_template shapes do not match")
+    if jr.ndim != 2 or jr.shape[1] != v.shape[0] or kt.ndim != 2 or kt.shape[1] < 22:
+        raise ValueError(f"{path}: J_regressor / kintree_table shapes do not fit the model")
+    if not all(np.isfinite(a).all() for a in out.values()):
+        raise ValueError(f"{path}: the model holds NaN/inf values")
     return out

@@ -9,11 +9,7 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_finite, check_fps, check_rotation_matrices, check_shape
-
-# SMPL joints a headset + two controllers observe, in the protocol's order.
-TRACKED_JOINTS: tuple[int, int, int] = (15, 20, 21)
-TRACKED_NAMES: tuple[str, str, str] = ("head", "left_wrist", "right_wrist")
-CONDITION_DIM = 54
+from mage.core.constants import CONDITION_DIM, TRACKED_JOINTS, TRACKED_NAMES  # noqa: F401 (re-exported)
 
 
 def sparse_condition(global_rotations: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -21,7 +17,8 @@ def sparse_condition(global_rotations: torch.Tensor, positions: torch.Tensor) ->
 
     global_rotations: (..., T, 3, 3, 3) tracked joints' world rotations (head, lwrist, rwrist)
     positions:        (..., T, 3, 3) their world positions, metres
-    returns:          (..., T-1, 54); row t-1 describes frame t (frame 0 has no velocity):
+    returns:          (..., T-1, 54); row t-1 describes frame t (frame 0 has no velocity),
+        in the blocks of ``mage.core.constants.CONDITION_LAYOUT``:
         0:18  6D of R_t (per joint, 6 numbers each)
         18:36 6D of R_{t-1}^T R_t
         36:45 p_t
@@ -43,18 +40,6 @@ def sparse_condition(global_rotations: torch.Tensor, positions: torch.Tensor) ->
         ],
         dim=-1,
     )
-
-
-def split_condition(cond: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Inverse view of :func:`sparse_condition`: named (..., 3, k) blocks."""
-    check_shape(cond, "condition", (CONDITION_DIM,))
-    lead = cond.shape[:-1]
-    return {
-        "rot6d": cond[..., 0:18].reshape(*lead, 3, 6),
-        "rot_velocity6d": cond[..., 18:36].reshape(*lead, 3, 6),
-        "position": cond[..., 36:45].reshape(*lead, 3, 3),
-        "position_delta": cond[..., 45:54].reshape(*lead, 3, 3),
-    }
 
 
 @dataclass

@@ -2,13 +2,16 @@
 
 Public API:
     MageConfig, PRESETS, PRESET_DESCRIPTIONS   typed configuration and presets
-    MageModel                                  network(s), training loss, DDIM sampling
-    DDIMScheduler, cosine_betas                the diffusion math (no weights)
+    MageModel                                  the denoiser network(s) + condition normalisation
+    MagePipeline                               training loss and the one DDIM sampling loop
+                                               (GradualPipeline, SequentialPipeline)
+    DDIMScheduler, cosine_betas                the diffusion math (no weights, no state)
     mage.model.checkpoint                      save_checkpoint / load_checkpoint
     mage.model.card                            model_card: parameters, FLOPs, memory
 
 Modules: config (settings, presets; torch-free), scheduler (math), network (weights),
-losses, mage_model (the pipeline tying them together), checkpoint, card.
+mage_model (the networks with their normalisation), losses, pipeline (the denoiser +
+scheduler loop and the training loss, per design), checkpoint, card.
 The torch-based names are imported on first use, so that reading configs and presets
 (``from mage.model import MageConfig``) does not pay for importing torch.
 """
@@ -21,15 +24,20 @@ from mage.model.config import PRESET_DESCRIPTIONS, PRESETS, MageConfig
 
 if TYPE_CHECKING:
     from mage.model.mage_model import MageModel
+    from mage.model.pipeline import GradualPipeline, MagePipeline, SequentialPipeline
     from mage.model.scheduler import DDIMScheduler, cosine_betas
 
 _LAZY = {
     "MageModel": "mage.model.mage_model",
+    "MagePipeline": "mage.model.pipeline",
+    "GradualPipeline": "mage.model.pipeline",
+    "SequentialPipeline": "mage.model.pipeline",
     "DDIMScheduler": "mage.model.scheduler",
     "cosine_betas": "mage.model.scheduler",
 }
 
-__all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "DDIMScheduler", "MageConfig", "MageModel", "cosine_betas"]
+__all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "DDIMScheduler", "GradualPipeline", "MageConfig",
+           "MageModel", "MagePipeline", "SequentialPipeline", "cosine_betas"]
 
 
 def __getattr__(name):

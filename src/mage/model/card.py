@@ -19,8 +19,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from mage.core.tracking import CONDITION_DIM
+from mage.core.constants import CONDITION_DIM, NUM_JOINTS, ROT6D_DIM
 from mage.model.mage_model import MageModel
+from mage.model.pipeline import MagePipeline
 
 
 @dataclass
@@ -86,12 +87,12 @@ def _step_calls(model: MageModel) -> dict[str, Callable[[], object]]:
     cond = torch.zeros(1, N, CONDITION_DIM, device=p.device, dtype=p.dtype)
     t = torch.full((1,), cfg.train_timesteps - 1, dtype=torch.long, device=p.device)
     if cfg.mode == "gradual":
-        x = torch.zeros(1, N, 22, 6, device=p.device, dtype=p.dtype)
+        x = torch.zeros(1, N, NUM_JOINTS, ROT6D_DIM, device=p.device, dtype=p.dtype)
         return {"all": lambda: model.denoise(x, t, cond)}
     calls, prev = {}, None
     for scale, stage in model.net.stages.items():
         x = torch.zeros(1, N, stage.nodes, stage.dim, device=p.device, dtype=p.dtype)
-        calls[scale] = lambda stage=stage, x=x, prev=prev: stage(x, t, cond, prev)
+        calls[scale] = lambda scale=scale, x=x, prev=prev: model.denoise(x, t, cond, scale, prev)
         prev = torch.zeros_like(x)
     return calls
 
@@ -135,7 +136,8 @@ def model_card(model: MageModel, steps: int | None = None) -> ModelCard:
 @torch.no_grad()
 def time_sampling(model: MageModel, batch: int = 1, repeats: int = 30, steps: int | None = None,
                   warmup: int = 3) -> dict[str, float]:
-    """Wall-clock time of ``model.sample`` on random conditions (a rough CPU/GPU figure).
+    """Wall-clock time of the model's pipeline ``sample`` on random conditions (a rough
+    CPU/GPU figure).
 
     returns {"median_ms", "p95_ms", "frames_per_s"} where frames_per_s counts every frame
     of every window (the offline throughput of non-overlapping windows).
@@ -144,12 +146,12 @@ def time_sampling(model: MageModel, batch: int = 1, repeats: int = 30, steps: in
         raise ValueError(f"batch and repeats must be >= 1, got {batch}, {repeats}")
     p = next(model.parameters())
     cond = torch.randn(batch, model.window, CONDITION_DIM, device=p.device, dtype=p.dtype)
-    gen = torch.Generator(device=p.device).manual_seed(0)
+    pipeline = MagePipeline.from_model(model)
     model.eval()
     times = []
     for i in range(warmup + repeats):
         t0 = time.perf_counter()
-        model.sample(cond, steps=steps, generator=gen)
+        pipeline.sample(cond, noise=i, steps=steps)
         if p.device.type == "cuda":  # kernels are asynchronous; wait before reading the clock
             torch.cuda.synchronize(p.device)
         if i >= warmup:

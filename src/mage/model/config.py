@@ -16,24 +16,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from mage.core.constants import DEFAULT_GROUPS, NUM_JOINTS, SCALE_ORDER, S3_GROUPS
 from mage.typed_config import check_config_keys, coerce
 
-SCALE_ORDER = ("S0", "S1", "S2", "S3")  # coarse to fine; S3 = the 22 SMPL joints
-MODES = ("gradual", "sequential")
+DESIGNS = ("gradual", "sequential")  # the values of MageConfig.mode
 FUSIONS = ("c+f", "c+frec", "c+f+frec")
 XT_INPUTS = ("all", "first")
 BLOCKS = ("mlp", "transformer")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
-NUM_JOINTS = 22
-
-# Node groupings of the coarse scales (mage-method.md; the same as mage.core.multiscale,
-# repeated as literals so that this module stays torch-free; a test checks they agree).
-DEFAULT_GROUPS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "S0": (tuple(range(22)),),
-    "S1": ((0, 3, 6, 9), (12, 15), (13, 16, 18, 20), (14, 17, 19, 21), (1, 4, 7, 10), (2, 5, 8, 11)),
-    "S2": ((0,), (3, 6, 9), (12, 15), (13, 16), (18, 20), (14, 17), (19, 21),
-           (1, 4), (7, 10), (2, 5), (8, 11)),
-}
 
 
 @dataclass(frozen=True)
@@ -121,7 +111,16 @@ class MageConfig:
 
     # --- validation -----------------------------------------------------------------
     def _validate(self) -> None:
-        _check_choice("mode", self.mode, MODES)
+        self._validate_settings()
+        self._validate_scales()
+        self._validate_groups()
+        if self.mode == "sequential" and len(self.scales) > 1:
+            self._validate_sequential()
+        # Nesting and chain structure are checked where the hierarchy is built (torch).
+
+    def _validate_settings(self) -> None:
+        """Choices, sizes and weights, each on its own."""
+        _check_choice("mode", self.mode, DESIGNS)
         _check_choice("fusion", self.fusion, FUSIONS)
         _check_choice("xt_input", self.xt_input, XT_INPUTS)
         _check_choice("block", self.block, BLOCKS)
@@ -144,7 +143,12 @@ class MageConfig:
         for name in ("node_position_weight", "fk_position_weight", "velocity_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        # scales: an increasing subsequence of S0..S3 that ends with S3
+        if self.velocity_weight > 0 and self.window < 2:
+            raise ValueError("velocity_weight: a velocity term needs window >= 2")
+
+    def _validate_scales(self) -> None:
+        """scales: an increasing subsequence of S0..S3 that ends with S3; every used
+        scale has a depth and a loss weight."""
         bad = [s for s in self.scales if s not in SCALE_ORDER]
         if bad:
             raise ValueError(f"scales: unknown {bad}; valid: {', '.join(SCALE_ORDER)}")
@@ -164,6 +168,9 @@ class MageConfig:
             raise ValueError(f"depth: every used stage needs >= 1 block, got {self.depth}")
         if any(w < 0 for w in self.stage_loss_weights.values()):
             raise ValueError(f"stage_loss_weights: must be >= 0, got {self.stage_loss_weights}")
+
+    def _validate_groups(self) -> None:
+        """groups: a partition of the 22 joints for every coarse scale used."""
         unknown = sorted(set(self.groups) - set(SCALE_ORDER[:-1]))
         if unknown:
             raise ValueError(f"groups: unknown scale(s) {unknown}; valid: S0, S1, S2 "
@@ -175,17 +182,17 @@ class MageConfig:
             flat = sorted(j for g in groups for j in g)
             if flat != list(range(NUM_JOINTS)):
                 raise ValueError(f"groups[{scale!r}]: must partition joints 0..21 exactly once")
-        if self.velocity_weight > 0 and self.window < 2:
-            raise ValueError("velocity_weight: a velocity term needs window >= 2")
-        if self.mode == "sequential" and len(self.scales) > 1:
-            if self.fusion != "c+frec":
-                raise ValueError(
-                    f"fusion: {self.fusion!r} needs a latent F shared between stages, which "
-                    "mode='sequential' (separate models) does not have; use fusion='c+frec'")
-            if self.xt_input != "all":
-                raise ValueError("xt_input: mode='sequential' gives every stage its own noisy "
-                                 "sample; only xt_input='all' is valid there")
-        # Nesting and chain structure are checked where the hierarchy is built (torch).
+
+    def _validate_sequential(self) -> None:
+        """The sequential design has no latent shared between stages, and every stage
+        reads its own noisy state."""
+        if self.fusion != "c+frec":
+            raise ValueError(
+                f"fusion: {self.fusion!r} needs a latent F shared between stages, which "
+                "mode='sequential' (separate models) does not have; use fusion='c+frec'")
+        if self.xt_input != "all":
+            raise ValueError("xt_input: mode='sequential' gives every stage its own noisy "
+                             "sample; only xt_input='all' is valid there")
 
     # --- derived ----------------------------------------------------------------------
     def num_nodes(self, scale: str) -> int:
@@ -197,7 +204,7 @@ class MageConfig:
         from mage.core.multiscale import ScaleHierarchy
 
         groups = {s: self.groups[s] for s in self.scales[:-1]}
-        groups["S3"] = tuple((j,) for j in range(NUM_JOINTS))
+        groups["S3"] = S3_GROUPS
         return ScaleHierarchy(groups=groups)
 
     # --- (de)serialisation ------------------------------------------------------------

@@ -26,12 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mage.core.tracking import CONDITION_DIM
+from mage.core.constants import CONDITION_DIM, NODE_DIM, NUM_JOINTS, ROT6D_DIM
 from mage.model.config import MageConfig
 
-NODE_DIM = 9  # coarse node state: 6D rotation + 3D centroid (mage.core.multiscale)
-JOINT_DIM = 6  # final stage: 6D local rotation per joint
-NUM_X_VALUES = 22 * JOINT_DIM  # one frame of x_t, flattened
+NUM_X_VALUES = NUM_JOINTS * ROT6D_DIM  # one frame of x_t (the final state), flattened
 _IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
@@ -42,6 +40,12 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     args = t.float()[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return F.pad(emb, (0, dim % 2))
+
+
+def _dropout(p: float) -> nn.Module:
+    """Dropout, or nothing at p = 0 (no call per block at inference; no weights either way,
+    so the state dict is the same)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
 class TimestepEmbedding(nn.Module):
@@ -63,7 +67,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(width, hidden)
         self.fc2 = nn.Linear(hidden, width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = _dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.fc2(F.silu(self.fc1(x))))
@@ -86,9 +90,11 @@ class MixerBlock(nn.Module):
         self.time_mix = nn.Linear(window, window)
         self.norm2 = nn.LayerNorm(width)
         self.ff = FeedForward(width, hidden, dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop = _dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Measured (issue 16): computing W y + b in the (B, N, D) layout instead (matmul,
+        # baddbmm or conv1d, no transposed copies) was within +-5% of this, either way.
         h = self.time_mix(self.norm1(x).transpose(1, 2))  # (B, D, N): mixes frames
         x = x + self.drop(F.silu(h)).transpose(1, 2)
         return x + self.ff(self.norm2(x))
@@ -174,7 +180,7 @@ class Stage(nn.Module):
 
 def _stage_io(cfg: MageConfig, scale: str) -> tuple[int, int]:
     """(nodes, values per node) a stage of ``scale`` decodes."""
-    return (cfg.num_nodes(scale), JOINT_DIM if scale == "S3" else NODE_DIM)
+    return (cfg.num_nodes(scale), ROT6D_DIM if scale == "S3" else NODE_DIM)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The diffusion math: cosine noise schedule, forward process, DDIM sampling steps.
 
-Like diffusers' ``DDIMScheduler`` (whose API this mirrors: ``set_timesteps`` / ``step`` /
-``add_noise``), the scheduler is not an ``nn.Module``, has no weights and never sees the
-network; :class:`mage.model.MageModel` runs the loop. Our network predicts x0
+Like diffusers' ``DDIMScheduler`` (``timesteps`` / ``step`` / ``add_noise``), the
+scheduler is not an ``nn.Module``, has no weights and never sees the network; the
+pipelines of :mod:`mage.model.pipeline` run the loop. Unlike diffusers' it holds no
+per-call state: ``timesteps(n)`` returns the timesteps and ``step`` is told the one it
+steps to, so one scheduler serves concurrent samplers. Our network predicts x0
 (diffusers' ``prediction_type="sample"``), so ``step`` takes the x0 prediction.
 
 Symbols (DDIM paper, Song et al. 2021, eq. 12 and 16), with a_t = alphas_cumprod[t]:
@@ -61,7 +63,7 @@ class DDIMScheduler:
     """Cosine-schedule diffusion with deterministic (eta = 0) or stochastic DDIM steps.
 
     num_train_timesteps: T of the forward process used in training (1000).
-    timestep_spacing: how ``set_timesteps(n)`` picks n of the T timesteps (diffusers'
+    timestep_spacing: how ``timesteps(n)`` picks n of the T timesteps (diffusers'
         names): "trailing" starts at t = T-1, where the sample is pure noise (our default;
         with 4 steps "leading" would start at t = 750, where the model was trained on
         inputs that still carry ~37% signal, not on the pure noise it is given);
@@ -78,7 +80,6 @@ class DDIMScheduler:
         self.betas = cosine_betas(self.num_train_timesteps)  # (T,) float64
         # float64 so that the products over 1000 steps lose nothing; cast per use.
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
-        self.timesteps: torch.Tensor | None = None  # set by set_timesteps
         self._device_cache: dict[torch.device, torch.Tensor] = {}
 
     def _alphas_cumprod_on(self, device) -> torch.Tensor:
@@ -104,8 +105,8 @@ class DDIMScheduler:
         return torch.randint(0, self.num_train_timesteps, (batch,), generator=generator, device=device)
 
     # --- sampling ------------------------------------------------------------------
-    def set_timesteps(self, num_inference_steps: int) -> torch.Tensor:
-        """Choose the n timesteps DDIM visits, in decreasing order; returns them (n,) int64."""
+    def timesteps(self, num_inference_steps: int) -> torch.Tensor:
+        """The n timesteps DDIM visits, in decreasing order, (n,) int64."""
         n, T = int(num_inference_steps), self.num_train_timesteps
         if not 1 <= n <= T:
             raise ValueError(f"num_inference_steps: must be in 1..{T}, got {num_inference_steps}")
@@ -115,38 +116,36 @@ class DDIMScheduler:
             steps = [i * (T // n) for i in reversed(range(n))]
         else:  # linspace
             steps = torch.linspace(0, T - 1, n, dtype=torch.float64).round().long().flip(0).tolist()
-        self.timesteps = torch.tensor(steps, dtype=torch.long)
-        return self.timesteps
+        return torch.tensor(steps, dtype=torch.long)
 
-    def previous_timestep(self, t: int) -> int:
-        """The timestep visited after ``t`` (-1 after the last one: a_prev = 1)."""
-        if self.timesteps is None:
-            raise ValueError("the scheduler has no timesteps: call set_timesteps(n) before step()")
-        steps = self.timesteps.tolist()
-        if t not in steps:
-            raise ValueError(f"timestep {t} is not one of the scheduled timesteps {steps}")
-        i = steps.index(t)
-        return steps[i + 1] if i + 1 < len(steps) else -1
+    def step_pairs(self, num_inference_steps: int) -> list[tuple[int, int]]:
+        """(t, t_prev) of each DDIM step: t_prev is the timestep visited next, -1 after
+        the last one (a_prev = 1: the step returns the x0 prediction itself)."""
+        steps = self.timesteps(num_inference_steps).tolist()
+        return list(zip(steps, steps[1:] + [-1]))
 
     def step(
         self,
         pred_x0: torch.Tensor,
         t: int,
+        t_prev: int,
         sample: torch.Tensor,
         eta: float = 0.0,
-        generator: torch.Generator | None = None,
         variance_noise: torch.Tensor | None = None,
     ) -> DDIMStepOutput:
-        """One DDIM step from x_t (``sample``) to x_prev, given the network's x0 prediction.
+        """One DDIM step from x_t (``sample``) to x_{t_prev}, given the network's x0 prediction.
 
-        pred_x0, sample: same shape (B, ...); t: a scheduled timestep (python int).
-        eta = 0 is deterministic; eta > 0 adds sigma_t * z with z from ``variance_noise``
-        or drawn with ``generator``.
+        pred_x0, sample: same shape (B, ...); t > t_prev: timesteps (python ints), t_prev
+        = -1 for the last step (see :meth:`step_pairs`). eta = 0 is deterministic;
+        eta > 0 adds sigma_t * z with z = ``variance_noise`` (standard normal, the
+        sample's shape), which the caller draws: the scheduler owns no randomness.
         """
-        if variance_noise is not None and generator is not None:
-            raise ValueError("pass either generator or variance_noise, not both")
-        t = int(t)
-        t_prev = self.previous_timestep(t)
+        t, t_prev = int(t), int(t_prev)
+        if not (0 <= t < self.num_train_timesteps and -1 <= t_prev < t):
+            raise ValueError(f"step: need 0 <= t < {self.num_train_timesteps} and -1 <= t_prev < t, "
+                             f"got t={t}, t_prev={t_prev}")
+        if eta > 0 and variance_noise is None:
+            raise ValueError("step: eta > 0 needs variance_noise (standard normal, the sample's shape)")
         # 1. a_t and a_prev (a_prev = 1 after the last step: the result is x0 itself)
         a_t = self.alphas_cumprod[t]
         a_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.ones((), dtype=a_t.dtype)
@@ -158,8 +157,5 @@ class DDIMScheduler:
         direction = max(1 - a_prev.item() - sigma**2, 0.0) ** 0.5 * eps
         prev = a_prev.sqrt().item() * pred_x0 + direction
         if eta > 0:
-            if variance_noise is None:
-                variance_noise = torch.randn(sample.shape, generator=generator,
-                                             device=sample.device, dtype=sample.dtype)
             prev = prev + sigma * variance_noise
         return DDIMStepOutput(prev_sample=prev, pred_original_sample=pred_x0)

@@ -1,6 +1,8 @@
-"""``RunCheckpoints``: the Lightning callback that writes a run's checkpoints.
+"""The Lightning callbacks of a training run.
 
-The layout it writes is documented in mage.train.checkpoints.
+- ``RunCheckpoints`` writes the run's checkpoints (layout: mage.train.checkpoints);
+- ``StepProgressBar``: one bar over the run's steps with steps/s and ETA;
+- ``FirstAndLastStepLogger``: the first and last steps always reach the CSV log.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 
 from mage.train.checkpoints import FINAL, TRAIN_CONFIG, TRAINER_CKPT, step_dir
 from mage.train.config import TrainConfig
@@ -71,3 +73,69 @@ class RunCheckpoints(Checkpoint):
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+
+
+class StepProgressBar(ProgressBar):
+    """One progress bar over the optimizer steps of the whole run (not per epoch):
+    steps/s, elapsed, ETA and the latest loss. Rank 0 only."""
+
+    def __init__(self):
+        super().__init__()
+        self._enabled = True
+        self._bar = None
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        if not (self._enabled and trainer.is_global_zero):
+            return
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=trainer.max_steps, initial=trainer.global_step, desc="train",
+                         unit="step", dynamic_ncols=True, smoothing=0.05)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._bar is None:
+            return
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None:
+            self._bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+        self._bar.update(trainer.global_step - self._bar.n)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class FirstAndLastStepLogger(L.Callback):
+    """Logs the first step of every (re)start and the last step of the run to the loggers
+    (the CSV), besides Lightning's every ``log_every`` steps, so that even a run shorter
+    than ``log_every`` leaves a loss curve with its end points."""
+
+    def __init__(self, log_every: int):
+        self.log_every = log_every
+        self._first = None
+        self._lr = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._first = trainer.global_step + 1
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+        # the learning rate of this step (the scheduler moves on before the step ends)
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step  # optimizer steps done, this one included
+        if step not in (self._first, trainer.max_steps) or step % self.log_every == 0:
+            return  # Lightning logs multiples of log_every itself
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        if self._lr is not None:
+            metrics["lr"] = self._lr
+        metrics["epoch"] = trainer.current_epoch
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step - 1)  # Lightning's step column: steps before this one

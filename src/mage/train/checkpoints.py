@@ -14,7 +14,8 @@ Layout of a run folder RUN::
 ``trainer.ckpt`` is written last and atomically (temporary name, then rename), so a
 step folder that has it is complete; a run killed at any moment resumes from the newest
 such folder. It is a torch pickle of the run's own state and is loaded with
-``weights_only=True`` (plain tensors and containers only).
+``weights_only=True`` (plain tensors and containers only); ``--resume`` first reads it
+with :func:`check_trainer_ckpt`, so a damaged or tampered file is a one-line error.
 
 Which folder an inference checkpoint path means (``resolve_checkpoint``, for
 ``mage eval --ckpt``): a folder holding ``model.safetensors`` is itself; a run folder
@@ -58,6 +59,23 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint folder of a run, or None."""
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None
+
+
+def check_trainer_ckpt(path: str | Path) -> None:
+    """Raise ValueError (one line naming ``path``) unless ``path`` loads with
+    ``torch.load(weights_only=True)`` as a dict with Lightning's ``state_dict``."""
+    import torch
+
+    path = Path(path)
+    hint = (f"delete {path.parent} to resume from the checkpoint before it, or start a new run")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # untrusted bytes: any failure of the loader is the file's fault
+        msg = " ".join(str(err).split())[:160]
+        raise ValueError(f"{path}: not a readable training checkpoint ({type(err).__name__}: "
+                         f"{msg}); {hint}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise ValueError(f"{path}: not a Lightning training checkpoint (no state_dict); {hint}")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

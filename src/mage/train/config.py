@@ -32,6 +32,13 @@ ACCELERATORS = ("auto", "cpu", "gpu")
 STRATEGIES = ("auto", "ddp")
 PRECISIONS = ("32", "bf16-mixed")
 SHORT_SEQUENCE_RULES = ("pad", "skip")
+# The CPU preset: `mage train` fills these in for the settings a CPU run leaves unset
+# (the dataclass defaults suit a GPU). On a 2-core CPU, mage-small with batch 256 and two
+# data-loader processes competing with the training process for the cores took ~15 s
+# per step; batch 64 in the training process alone takes ~0.4 s (one thread, see the
+# threads section of benchmarks/latency/results/latency.md), as the bundled cmu-small
+# was trained. bf16 is GPU-only; log_every 10 gives a loss curve within minutes.
+CPU_DEFAULTS = {"batch_size": 64, "num_workers": 0, "precision": "32", "log_every": 10}
 # Settings that may change when a run is resumed (how and where it runs, not what it
 # learns); any other difference from the run's saved config is refused on --resume.
 RUNTIME_FIELDS = ("max_steps", "num_workers", "checkpoint_every", "log_every",
@@ -223,7 +230,7 @@ def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:

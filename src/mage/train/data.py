@@ -30,8 +30,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from mage.core.constants import CONDITION_DIM
 from mage.core.motion import Motion
-from mage.core.tracking import CONDITION_DIM, Tracking
+from mage.core.tracking import Tracking
 from mage.train.config import TrainConfig
 
 _SEED_STRIDE = 1 << 40  # separates the numbers drawn from different seeds

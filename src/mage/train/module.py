@@ -1,7 +1,8 @@
 """``MageTrainingModule``: the LightningModule that trains a ``MageModel``.
 
 It holds the model and its EMA copy (both in the state dict, so a Lightning checkpoint
-resumes both), computes the loss, and sets up AdamW with a warm-up + cosine schedule
+resumes both), computes the loss with the model's pipeline
+(``MagePipeline.training_loss``), and sets up AdamW with a warm-up + cosine schedule
 stepped once per optimizer step. Devices, DDP, precision and gradient clipping are the
 Trainer's (see mage.train.run); nothing here names a device.
 
@@ -18,6 +19,7 @@ import lightning as L
 import torch
 
 from mage.model import MageModel
+from mage.model.pipeline import MagePipeline
 from mage.train.config import TrainConfig
 from mage.train.ema import make_ema
 
@@ -46,6 +48,7 @@ class MageTrainingModule(L.LightningModule):
         super().__init__()
         self.config = config
         self.model = MageModel(config.model)
+        self.pipeline = MagePipeline.from_model(self.model)  # the loss of the model's design
         self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
 
     @property
@@ -65,9 +68,8 @@ class MageTrainingModule(L.LightningModule):
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x0, cond = batch["x0"], batch["cond"]
-        out = self.model.training_loss(x0, cond, generator=self._step_generator())
-        B = x0.shape[0]
+        out = self.pipeline.training_loss(batch, generator=self._step_generator())
+        B = batch["x0"].shape[0]
         self.log("train/loss", out["loss"], prog_bar=True, batch_size=B)
         for name, value in out.items():
             if name != "loss":

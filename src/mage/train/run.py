@@ -12,9 +12,11 @@ arguments and only global rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
+import logging
 import re
 import warnings
 from pathlib import Path
@@ -24,6 +26,7 @@ from mage.train.checkpoints import (
     FINAL,
     TRAIN_CONFIG,
     TRAINER_CKPT,
+    check_trainer_ckpt,
     latest_checkpoint,
     list_checkpoints,
 )
@@ -72,6 +75,8 @@ def _check_run_folder(config: TrainConfig, run: Path, resume: bool) -> Path | No
     if ckpt is None:
         warnings.warn(f"--resume: {run} has no complete checkpoint yet; starting from step 0",
                       stacklevel=3)
+    else:
+        check_trainer_ckpt(ckpt / TRAINER_CKPT)
     return ckpt
 
 
@@ -83,15 +88,6 @@ def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume
     newest complete checkpoint with the same step, optimizer, LR schedule, EMA and data
     order (the config may differ only in RUNTIME_FIELDS).
     """
-    import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
-    from lightning.pytorch.utilities import rank_zero_info
-
-    from mage.train.callbacks import RunCheckpoints
-    from mage.train.data import WindowDataModule
-    from mage.train.module import MageTrainingModule
-
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config: expected a TrainConfig, got {type(config).__name__}")
     run, data_dir = Path(out_dir), Path(data_dir)
@@ -100,6 +96,49 @@ def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume
                                 "with manifest.json and sequences/, see `mage data build`)")
     config = resolve_precision(config)
     ckpt = _check_run_folder(config, run, resume)
+
+    with _quiet_lightning():
+        return _fit(config, run, data_dir, ckpt)
+
+
+# Lightning's informational lines and warnings that say nothing about this run: the
+# hardware summary (printed by us in one line), a cloud-logging advertisement, the model
+# summary table with its "Total FLOPs: 0", PyTorch deprecation notices from inside
+# Lightning, and the log-interval hint for runs shorter than an epoch.
+_QUIET_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                  "lightning.pytorch.accelerators.cuda", "lightning.pytorch.utilities.distributed")
+_QUIET_WARNINGS = (".*is deprecated.*", ".*smaller than the logging interval.*",
+                   ".*your dataloader is not resumable.*", ".*does not have many workers.*",
+                   ".*GPU available but not used.*")
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            # Mid-epoch resume is exact here (WindowSampler skips the batches already
+            # seen), which Lightning cannot know; the rest: see _QUIET_WARNINGS.
+            for pattern in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> Path:
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
+    from lightning.pytorch.loggers import CSVLogger
+
+    from mage.train.callbacks import FirstAndLastStepLogger, RunCheckpoints, StepProgressBar
+    from mage.train.data import WindowDataModule
+    from mage.train.module import MageTrainingModule
 
     L.seed_everything(config.seed, workers=False, verbose=False)  # same init on every rank
     data = WindowDataModule(data_dir, config)
@@ -115,10 +154,11 @@ def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume
         gradient_clip_val=config.grad_clip or None, gradient_clip_algorithm="norm",
         log_every_n_steps=config.log_every,
         logger=CSVLogger(run, name=LOGS, flush_logs_every_n_steps=config.log_every),
-        callbacks=[TQDMProgressBar(), LearningRateMonitor(logging_interval="step"),
+        callbacks=[StepProgressBar(), LearningRateMonitor(logging_interval="step"),
                    ThroughputMonitor(batch_size_fn=_batch_size,
                                      window_size=max(2, min(100, config.log_every))),
-                   RunCheckpoints(run, config)],
+                   FirstAndLastStepLogger(config.log_every), RunCheckpoints(run, config)],
+        enable_model_summary=False,  # its table is noise here; parameters are printed below
         enable_checkpointing=True,  # by RunCheckpoints alone (Lightning adds no default one)
         use_distributed_sampler=False,  # WindowSampler shards by rank itself
         num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=run,
@@ -127,18 +167,15 @@ def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume
         run.mkdir(parents=True, exist_ok=True)
         config.save(run / TRAIN_CONFIG)
         split = data.split
-        rank_zero_info(
-            f"mage train: {len(split.motions)} sequences ({split.num_frames} frames; "
-            f"{len(split.padded)} padded, {len(split.skipped)} skipped), {len(data.windows)} "
-            f"windows of {config.model.window} frames; {trainer.world_size} process(es) x "
-            f"batch {config.batch_size}; "
-            + (f"resuming from {ckpt}" if ckpt else "starting at step 0"))
-    with warnings.catch_warnings():
-        # Mid-epoch resume is exact here (WindowSampler skips the batches already seen),
-        # which Lightning cannot know.
-        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt / TRAINER_CKPT) if ckpt else None,
-                    weights_only=True)
+        params = sum(p.numel() for p in module.model.parameters())
+        print(f"mage train: {len(split.motions)} sequences ({split.num_frames} frames; "
+              f"{len(split.padded)} padded, {len(split.skipped)} skipped), {len(data.windows)} "
+              f"windows of {config.model.window} frames; model {params / 1e6:.2f} M parameters; "
+              f"{trainer.world_size} process(es) x batch {config.batch_size}, {torch.get_num_threads()} thread(s), precision "
+              f"{config.precision}; " + (f"resuming from {ckpt}" if ckpt else "starting at step 0"),
+              flush=True)
+    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt / TRAINER_CKPT) if ckpt else None,
+                weights_only=True)
     return run / FINAL
 
 

@@ -1,0 +1,39 @@
+"""The AGRoL-class reference of the latency benchmark (benchmarks/latency/reference.py):
+the published size and cost, and it runs through the project's inference code."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mage.inference.sequence import predict_sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _reference_module():
+    path = ROOT / "benchmarks" / "latency" / "reference.py"
+    spec = importlib.util.spec_from_file_location("latency_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_has_the_published_size_and_cost():
+    ref = _reference_module().build_reference()
+    assert ref.window == 196 and ref.config.sampling_steps == 5 and len(ref.blocks) == 12
+    assert abs(sum(p.numel() for p in ref.parameters()) - 7.5e6) < 0.1e6  # "about 7.5 M"
+    cond = torch.zeros(1, 196, 54)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        out = ref.sample(cond, 0)
+    assert out.shape == (1, 196, 22, 6)
+    per_frame = counter.get_total_flops() / 196  # non-overlapping windows, 5 steps
+    assert 0.045e9 < per_frame < 0.055e9
+
+
+def test_reference_runs_through_predict_sequence_like_agrol():
+    ref = _reference_module().AgrolReference(window=16, width=32, blocks=2, steps=2).eval()
+    cond = torch.randn(40, 54) * 0.3
+    out = predict_sequence(ref, cond, "offline", overlap=0)
+    assert out.shape == (40, 22, 6) and torch.isfinite(out).all()
