@@ -11,18 +11,26 @@ from mage.core import Motion
 from mage.core import rotations as rot
 
 
-def tiny_model(window: int = 8, seed: int = 0):
+def tiny_model(window: int = 8, seed: int = 0, design: str = "gradual"):
     """A real MageModel, tiny (width 16, 1 block per stage), random weights and random
-    condition normalisation (so that exports must carry it)."""
+    condition normalisation (so that exports must carry it); ``design``: "gradual" or
+    "sequential"."""
     from mage.model import MageConfig, MageModel
 
     torch.manual_seed(seed)
     cfg = MageConfig.preset("mage-small").with_overrides(
         window=window, width=16, depth={"S1": 1, "S2": 1, "S3": 1})
+    if design == "sequential":
+        cfg = cfg.with_overrides(mode="sequential", fusion="c+frec", xt_input="all")
     model = MageModel(cfg)
     g = torch.Generator().manual_seed(seed + 1)
     model.set_normalization(torch.randn(54, generator=g) * 0.1, torch.rand(54, generator=g) + 0.5)
     return model.eval()
+
+
+def _draw_noise(window: int, seed: int) -> dict[str, torch.Tensor]:
+    """The pipelines' noise of a seed for a gradual model: {"S3": (N, 22, 6)}."""
+    return {"S3": torch.randn(window, 22, 6, generator=torch.Generator().manual_seed(seed))}
 
 
 class FrameLocalModel(torch.nn.Module):
@@ -36,9 +44,12 @@ class FrameLocalModel(torch.nn.Module):
         self.dummy = torch.nn.Parameter(torch.zeros(()))
         self.calls: list[tuple[int, ...]] = []
 
-    def sample(self, cond, steps=None, generator=None, noise=None):
+    def draw_noise(self, seed):
+        return _draw_noise(self.window, seed)
+
+    def sample(self, cond, noise=0, steps=None):
         self.calls.append(tuple(cond.shape))
-        assert cond.shape[1:] == (self.window, 54) and noise.shape == (cond.shape[0], self.window, 22, 6)
+        assert cond.shape[1:] == (self.window, 54) and noise["S3"].shape == (self.window, 22, 6)
         return cond[..., None, 0:6].expand(*cond.shape[:2], 22, 6).clone()
 
 
@@ -52,7 +63,10 @@ class WindowAngleModel(torch.nn.Module):
         self.window, self.gain = window, gain
         self.dummy = torch.nn.Parameter(torch.zeros(()))
 
-    def sample(self, cond, steps=None, generator=None, noise=None):
+    def draw_noise(self, seed):
+        return _draw_noise(self.window, seed)
+
+    def sample(self, cond, noise=0, steps=None):
         angle = self.gain * cond[..., 36].mean(-1)  # (B,)
         R = rot.rotation_about_axis(angle, "z")  # (B, 3, 3)
         d6 = rot.matrix_to_rot6d(R)[:, None, None, :]

@@ -27,7 +27,7 @@ def write_amass_npz(path: Path, T: int, fps: float, seed: int = 0, gender: str =
     """An AMASS SMPL-H motion file with the real keys, shapes and dtypes; returns arrays."""
     rng = np.random.default_rng(seed)
     arrays = {
-        "trans": rng.normal(0, 0.5, (T, 3)) + np.array([0.0, 0.0, 1.0]),
+        "trans": np.cumsum(rng.normal(0, 0.01, (T, 3)), 0) + np.array([0.0, 0.0, 1.0]),  # a walk
         "gender": np.array(gender),
         "mocap_framerate": np.array(float(fps)),
         "betas": rng.normal(0, 1, 16) if betas is None else np.asarray(betas, dtype=np.float64),
@@ -111,7 +111,11 @@ def test_shape_npz_is_not_a_motion(tmp_path, smplh_model_file):
     ("poses", np.zeros((5, 72)), r"'poses' has shape \(5, 72\)"),
     ("trans", np.full((5, 3), np.nan), "'trans' contains NaN"),
     ("trans", np.zeros((4, 3)), r"'trans' has shape \(4, 3\), expected \(5, 3\)"),
-    ("mocap_framerate", np.array(-1.0), "must be positive"),
+    ("mocap_framerate", np.array(-1.0), "'mocap_framerate' must be a plausible frame rate"),
+    ("mocap_framerate", np.array(1e300), "'mocap_framerate' must be a plausible frame rate"),
+    ("mocap_framerate", np.array(1e-300), "'mocap_framerate' must be a plausible frame rate"),
+    ("trans", np.full((5, 3), 1e12), r"'trans': positions up to 1e\+12 m"),
+    ("trans", np.arange(15.0).reshape(5, 3) * 10, "'trans': the root moves"),
 ])
 def test_malformed_amass_names_file_and_field(tmp_path, smplh_model_file, field, value, match):
     arrays = write_amass_npz(tmp_path / "bad.npz", T=5, fps=60)
@@ -133,7 +137,7 @@ def test_missing_body_model_is_a_clear_error(tmp_path):
 def test_save_amass_round_trip_and_smplx_consumes_it(tmp_path, smplh_model_file, rng):
     sk = Skeleton.from_smpl_model(smplh_model_file)
     poses = torch.randn(7, 22, 3, generator=rng) * 0.4
-    trans = torch.randn(7, 3, generator=rng)
+    trans = torch.randn(7, 3, generator=rng) * 0.02
     motion = Motion.from_axis_angle(poses, trans, 60.0, sk)
     save_amass(motion, tmp_path / "out.npz")
     with np.load(tmp_path / "out.npz") as f:

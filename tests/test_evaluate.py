@@ -222,7 +222,9 @@ def test_report_files_and_columns(tmp_path):
     assert rows[0] == ["seed", "id", "source", "subject", "frames",
                        "mpjre_deg", "mpjre_geodesic_deg", "mpjpe_cm", "mpjve_cm_per_s",
                        "jitter_1e2_m_per_s3", "gt_jitter_1e2_m_per_s3",
-                       "h_pe_cm", "u_pe_cm", "l_pe_cm", "root_pe_cm"]
+                       "h_pe_cm", "u_pe_cm", "l_pe_cm", "root_pe_cm",
+                       "stride_cm", "gt_stride_cm", "stride_ratio", "foot_sliding_cm_per_s",
+                       "gt_foot_sliding_cm_per_s", "floating_cm", "penetration_cm"]
     assert [r[:2] for r in rows[1:]] == [["0", "a"], ["0", "b"], ["1", "a"], ["1", "b"]]
     assert float(rows[1][7]) == pytest.approx(res.sequences[0].metrics["mpjpe"])
 

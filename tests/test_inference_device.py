@@ -21,8 +21,8 @@ def test_positions_hand_computed():
     P_xr = np.array([[0.0, 1.7, -2.0], [0.3, 1.0, 0.0], [-0.3, 1.0, 0.0]])  # OpenXR: -z forward
     P_un = np.array([[0.0, 1.7, 2.0], [0.3, 1.0, 0.0], [-0.3, 1.0, 0.0]])  # Unity: +z forward
     Q = np.tile(IDENTITY_Q, (3, 1))
-    for frame, P in (("openxr", P_xr), ("unity", P_un)):
-        cfg = DeviceConfig(frame, {"head": Offset()})
+    for convention, P in (("openxr", P_xr), ("unity", P_un)):
+        cfg = DeviceConfig(convention, {"head": Offset()})
         _, p = cfg.to_joints(P, Q)
         assert np.allclose(p[0].numpy(), [0.0, 2.0, 1.7])
         assert np.allclose(p[1].numpy(), [0.3, 0.0, 1.0])
@@ -36,8 +36,8 @@ def test_yaw_rotation_maps_to_z_rotation(theta):
     # -> Rz(-theta). Both must come out as proper rotations.
     q = np.array([0.0, math.sin(theta / 2), 0.0, math.cos(theta / 2)])
     Q = np.stack([q, IDENTITY_Q, IDENTITY_Q])
-    for frame, sign in (("openxr", 1.0), ("unity", -1.0)):
-        R, _ = DeviceConfig(frame, {"head": Offset()}).to_joints(np.zeros((3, 3)), Q)
+    for convention, sign in (("openxr", 1.0), ("unity", -1.0)):
+        R, _ = DeviceConfig(convention, {"head": Offset()}).to_joints(np.zeros((3, 3)), Q)
         expect = rot.rotation_about_axis(sign * theta, "z").double()
         assert torch.allclose(R[0], expect, atol=1e-12)
         assert torch.isclose(torch.linalg.det(R[0]), torch.tensor(1.0, dtype=torch.float64))
@@ -52,14 +52,14 @@ def test_unity_reflection_gives_proper_rotations():
     assert torch.allclose(R.transpose(-1, -2) @ R, torch.eye(3, dtype=torch.float64).expand_as(R), atol=1e-9)
 
 
-@pytest.mark.parametrize("frame", ["openxr", "unity"])
-def test_default_head_offset_matches_an_upright_smpl_body(frame):
+@pytest.mark.parametrize("convention", ["openxr", "unity"])
+def test_default_head_offset_matches_an_upright_smpl_body(convention):
     # A headset at identity orientation (looking forward, level) must give the head
     # joint of an upright SMPL body: the rest pose turned to face the same way (+y).
     standing = Motion.rest(1).rotate_about_vertical(math.pi)
     head_R = standing.global_rotations()[0, 15].double()
     assert torch.allclose(head_R[:, 2], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-6)  # faces +y
-    R, _ = DeviceConfig(frame).to_joints(np.zeros((3, 3)), np.tile(IDENTITY_Q, (3, 1)))
+    R, _ = DeviceConfig(convention).to_joints(np.zeros((3, 3)), np.tile(IDENTITY_Q, (3, 1)))
     assert torch.allclose(R[0], head_R, atol=1e-6)
     assert np.allclose(VIEW_TO_SMPL_HEAD, head_R.numpy(), atol=1e-6)
     assert default_offsets("zup")["head"] == Offset()  # project data: device = joint
@@ -81,12 +81,12 @@ def test_offset_translation_is_in_the_device_frame():
     assert torch.allclose(R2[1], rot.rotation_about_axis(0.5, "x").double(), atol=1e-12)
 
 
-@pytest.mark.parametrize("frame", ["zup", "openxr", "unity"])
-def test_round_trip_joints_devices_joints(frame):
+@pytest.mark.parametrize("convention", ["zup", "openxr", "unity"])
+def test_round_trip_joints_devices_joints(convention):
     g = torch.Generator().manual_seed(3)
     R = random_rotations(20, 3, generator=g)
     p = torch.randn(20, 3, 3, generator=g, dtype=torch.float64)
-    cfg = DeviceConfig(frame, {"left": Offset((0.1, 0.2, 0.3, 0.9), (0.0, -0.05, 0.1)),
+    cfg = DeviceConfig(convention, {"left": Offset((0.1, 0.2, 0.3, 0.9), (0.0, -0.05, 0.1)),
                                "right": Offset.parse("0.3,-0.1,0.2,0.9;0.02,0.0,-0.08")})
     P_dev, Q_dev = cfg.to_devices(R, p)
     R2, p2 = cfg.to_joints(P_dev.numpy(), Q_dev.numpy())
@@ -104,3 +104,9 @@ def test_errors_name_the_problem():
         Offset((0, 0, 0, 0))
     with pytest.raises(ValueError, match="quaternions"):
         DeviceConfig().to_joints(np.zeros((3, 3)), np.zeros((3, 3)))
+
+
+def test_convention_is_the_field_and_frame_its_former_name():
+    cfg = DeviceConfig(convention="openxr")
+    assert cfg.convention == cfg.frame == "openxr"
+    assert cfg == DeviceConfig("openxr")

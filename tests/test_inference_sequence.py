@@ -2,23 +2,17 @@ import math
 
 import pytest
 import torch
+
 from inference_helpers import FrameLocalModel, WindowAngleModel, smooth_motion, tiny_model
 
 from mage.core import Tracking
 from mage.core import rotations as rot
 from mage.core.kinematics import place_by_head
+from mage.core.rotations import normalize_rot6d
 from mage.core.skeleton import Skeleton
-from mage.inference.sequence import (
-    blend_weights,
-    jerk_profile,
-    offline_boundaries,
-    predict_motion,
-    predict_sequence,
-    seam_jitter,
-    window_noise,
-    window_starts,
-)
-
+from mage.evaluate.seams import jerk_profile, offline_boundaries, seam_jitter
+from mage.inference.sequence import blend_weights, predict_motion, predict_sequence, window_starts
+from mage.model import MagePipeline
 
 
 def _cond(T, seed=0):
@@ -103,29 +97,41 @@ def test_cross_fade_removes_seam_jitter():
     assert result[0]["ratio"] > 10  # without blending the seams are where the jitter is
 
 
-def test_online_is_causal_and_matches_explicit_windows():
-    model = tiny_model(window=8)
+@pytest.mark.parametrize("design", ["gradual", "sequential"])
+def test_online_is_causal_and_matches_explicit_windows(design):
+    model = tiny_model(window=8, design=design)
+    pipeline = MagePipeline.from_model(model)
     cond = _cond(20)
-    out = predict_sequence(model, cond, "online", seed=3, batch_size=4)
+    out = predict_sequence(model, cond, "online", seed=3, batch_size=4, consistency=0.0)
     # Reference: window ending at t, front-padded with row 0, last frame, batch 1.
-    noise = window_noise(8, 3)[None]
+    windows = [pipeline.sample(cond[torch.tensor([max(0, t - 7 + k) for k in range(8)])][None],
+                               noise=3)[0] for t in range(20)]
     for t in (0, 3, 7, 19):
-        rows = torch.tensor([max(0, t - 7 + k) for k in range(8)])
-        ref = model.sample(cond[rows][None], noise=noise)[0, -1]
-        assert torch.allclose(out[t], ref, atol=1e-5)
+        assert torch.allclose(out[t], windows[t][-1], atol=1e-5)
+    # With the consistency rule: y[t] = s_t[-1] + lambda (y[t-1] - s_t[-2]), by hand.
+    lam = 0.6
+    carried = predict_sequence(model, cond, "online", seed=3, batch_size=4, consistency=lam)
+    y = windows[0][-1]
+    for t in range(1, 20):
+        y = windows[t][-1] + lam * (y - windows[t][-2])
+        assert torch.allclose(carried[t], normalize_rot6d(y), atol=1e-5)
+    assert not torch.allclose(carried, out, atol=1e-3)
+    with pytest.raises(ValueError, match="consistency"):
+        predict_sequence(model, cond, "online", consistency=1.0)
     future = cond.clone()
     future[12:] += torch.randn_like(future[12:])
-    changed = predict_sequence(model, future, "online", seed=3)
-    assert torch.allclose(changed[:12], out[:12], atol=1e-6)
-    assert not torch.allclose(changed[12:], out[12:], atol=1e-3)
+    changed = predict_sequence(pipeline, future, "online", seed=3, consistency=lam)  # causal, carried too
+    assert torch.allclose(changed[:12], carried[:12], atol=1e-6)
+    assert not torch.allclose(changed[12:], carried[12:], atol=1e-3)
 
 
-def test_offline_short_sequence_and_determinism():
-    model = tiny_model(window=8)
+@pytest.mark.parametrize("design", ["gradual", "sequential"])
+def test_offline_short_sequence_and_determinism(design):
+    model = tiny_model(window=8, design=design)
     cond = _cond(5)
     out = predict_sequence(model, cond, "offline", seed=1)
     padded = torch.cat([cond[:1].expand(3, -1), cond])
-    ref = model.sample(padded[None], noise=window_noise(8, 1)[None])[0, 3:]
+    ref = MagePipeline.from_model(model).sample(padded[None], noise=1)[0, 3:]
     assert torch.allclose(out, ref, atol=1e-5)
     long = _cond(30)
     a = predict_sequence(model, long, "offline", seed=1, batch_size=64)
@@ -134,6 +140,21 @@ def test_offline_short_sequence_and_determinism():
     assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(a, c, atol=1e-3)
     assert model.training is False
+
+
+@pytest.mark.parametrize("design", ["gradual", "sequential"])
+@pytest.mark.parametrize("mode", ["offline", "online"])
+def test_same_seed_same_output_whatever_the_global_random_state(design, mode):
+    """The docstring's promise: deterministic for a given seed (every stage's noise,
+    the sequential design's coarse stages included, comes from the seed)."""
+    model = tiny_model(window=8, design=design)
+    cond = _cond(20)
+    outs = []
+    for global_seed in (0, 1234):
+        torch.manual_seed(global_seed)
+        torch.randn(100)
+        outs.append(predict_sequence(model, cond, mode, seed=5, batch_size=7))
+    assert torch.equal(outs[0], outs[1])
 
 
 def test_predict_motion_frame0_and_head_placement():
@@ -171,3 +192,19 @@ def test_argument_errors():
     bad[3, 7] = float("nan")
     with pytest.raises(ValueError, match="cond: contains 1 NaN"):
         predict_sequence(model, bad)
+
+
+def test_bf16_precision_option():
+    """precision="bf16" (an approximation, off by default) samples a torch model under
+    bfloat16 autocast; other samplers keep their own precision."""
+    model = tiny_model(window=8)
+    cond = _cond(20)
+    fp32 = predict_sequence(model, cond)
+    bf16 = predict_sequence(model, cond, precision="bf16")
+    assert bf16.shape == fp32.shape and bf16.dtype == torch.float32
+    assert 0 < (bf16 - fp32).abs().max() < 0.1
+    assert torch.equal(predict_sequence(MagePipeline.from_model(model, "bf16"), cond), bf16)
+    with pytest.raises(ValueError, match="precision: expected one of"):
+        predict_sequence(model, cond, precision="fp16")
+    with pytest.raises(ValueError, match="applies to a torch MageModel"):
+        predict_sequence(FrameLocalModel(window=8), cond, precision="bf16")

@@ -8,19 +8,18 @@ from inference_helpers import smooth_motion, tiny_model
 from mage.core import Tracking
 from mage.core import rotations as rot
 from mage.inference.device import DeviceConfig
-from mage.inference.sequence import predict_sequence, window_noise
+from mage.inference.sequence import predict_sequence
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
-
-
+from mage.model import MagePipeline
 
 @pytest.fixture(scope="module")
 def model():
     return tiny_model(window=8)
 
 
-def _frames(tracking, frame="zup"):
-    P, Q = DeviceConfig(frame).to_devices(tracking.rotations, tracking.positions)
+def _frames(tracking, convention="zup"):
+    P, Q = DeviceConfig(convention).to_devices(tracking.rotations, tracking.positions)
     return [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / 60) for i in range(tracking.num_frames)]
 
 
@@ -28,13 +27,15 @@ def _rotations(poses):
     return rot.quaternion_to_matrix(torch.stack([torch.as_tensor(p.rotations) for p in poses]))
 
 
-def test_stream_equals_online_prediction(model):
+@pytest.mark.parametrize("design", ["gradual", "sequential"])
+def test_stream_equals_online_prediction(design):
+    model = tiny_model(window=8, design=design)
     tracking = Tracking.from_motion(smooth_motion(20))
     s = Streamer(model, seed=2)
     poses = [s.push(f) for f in _frames(tracking)]
     ref = rot.rot6d_to_matrix(predict_sequence(model, tracking.condition(), "online", seed=2).double())
     assert torch.allclose(_rotations(poses)[1:], ref, atol=1e-5)
-    assert [p.frame for p in poses] == list(range(20))
+    assert [p.index for p in poses] == list(range(20))
     assert [p.padded for p in poses] == [True] * 8 + [False] * 12  # 8 condition rows fill the window
     # world placement: the head joint is on the tracked head
     head = np.stack([p.positions[15] for p in poses])
@@ -46,7 +47,7 @@ def test_frame0_uses_zero_velocity_window(model):
     tracking = Tracking.from_motion(smooth_motion(3))
     pose = Streamer(model).push(_frames(tracking)[0])
     row = Tracking(tracking.rotations[[0, 0]], tracking.positions[[0, 0]], 60).condition()  # zero velocity
-    ref = model.sample(row.expand(8, 54)[None], noise=window_noise(8, 0)[None])[0, -1]
+    ref = MagePipeline.from_model(model).sample(row.expand(8, 54)[None], noise=0)[0, -1]
     assert torch.allclose(_rotations([pose])[0], rot.rot6d_to_matrix(ref.double()), atol=1e-5)
 
 
@@ -76,7 +77,7 @@ def test_first_frame_must_have_all_devices_and_state_is_kept(model):
     with pytest.raises(ValueError, match="no valid pose yet for left"):
         s.push({**f0, "left": None})
     assert s.frames_seen == 0
-    assert s.push(f0).frame == 0
+    assert s.push(f0).index == 0
 
 
 def test_reset_and_dict_input_and_json_output(model):
@@ -86,7 +87,7 @@ def test_reset_and_dict_input_and_json_output(model):
     first = [s.push(f) for f in frames]
     s.reset()
     again = [s.push(f.to_dict()) for f in frames]  # JSON dicts as the server receives them
-    assert again[0].frame == 0
+    assert again[0].index == 0
     assert np.allclose(np.stack([p.rotations for p in first]), np.stack([p.rotations for p in again]), atol=1e-6)
     d = json.loads(json.dumps(again[3].to_dict()))
     assert set(d) >= {"frame", "time", "rotations", "positions", "trans", "lost", "padded", "timestamp"}
@@ -94,12 +95,12 @@ def test_reset_and_dict_input_and_json_output(model):
     assert d["lost"] == {"head": False, "left": False, "right": False}
 
 
-@pytest.mark.parametrize("frame", ["openxr", "unity"])
-def test_device_frames_give_the_same_poses(model, frame):
+@pytest.mark.parametrize("convention", ["openxr", "unity"])
+def test_device_conventions_give_the_same_poses(model, convention):
     tracking = Tracking.from_motion(smooth_motion(10))
     ref = [Streamer(model).push(f) for f in _frames(tracking)[:1]]
-    s = Streamer(model, frame=frame)
-    out = [s.push(f) for f in _frames(tracking, frame)[:1]]
+    s = Streamer(model, convention=convention)
+    out = [s.push(f) for f in _frames(tracking, convention)[:1]]
     assert np.allclose(out[0].rotations, ref[0].rotations, atol=1e-5)
     assert np.allclose(out[0].positions, ref[0].positions, atol=1e-5)
 

@@ -147,8 +147,8 @@ def test_frame_from_dict_validation():
         ({"head": {"position": [0, 0], "quaternion": [0, 0, 0, 1]}}, r"head\.position: expected a list of 3"),
         ({"left": {"position": [0, 0, 0], "quaternion": [0, 0, 0, "a"]}}, r"left\.quaternion"),
         ({"right": [0, 0, 0]}, "right: expected null or an object"),
-        ({"head": {"position": [0, 0, 0], "quaternion": [0, 0, 0, 0]}}, "zero-length"),
         ({"timestamp": "now"}, "timestamp"),
+        ({"timestamp": int("1" + "0" * 400)}, "timestamp: expected a finite number"),
     ]:
         with pytest.raises(ValueError, match=msg):
             TrackingFrame.from_dict(bad)

@@ -8,7 +8,7 @@ from mage.inference.device import DeviceConfig
 from mage.inference.onnx_export import compare_with_torch, export_onnx, onnx_session, session_metadata
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
-
+from mage.model import MagePipeline
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,27 @@ def test_onnx_model_runs_predict_sequence_like_torch(exported):
     ref2 = predict_sequence(model, cond, "online", steps=2, seed=2)
     out2 = predict_sequence(OnnxMageModel(den), cond, "online", steps=2, seed=2, batch_size=7)
     assert (out2 - ref2).abs().max() < 1e-4
+
+
+def test_onnx_and_torch_share_the_pipeline_and_the_seed(exported):
+    """One loop: the denoiser graph runs inside a MagePipeline (the torch backend's
+    class); a seed gives bit-identical output on every backend, whatever the global
+    random state, and the backends agree."""
+    from mage.inference.onnx_export import OnnxMageModel
+
+    model, den, smp = exported
+    cond = model.cond_mean + model.cond_std * torch.randn(3, 8, 54, generator=torch.Generator().manual_seed(0))
+    onnx_den = OnnxMageModel(den, threads=1)
+    assert type(onnx_den.pipeline) is type(MagePipeline.from_model(model))
+    backends = {"torch": MagePipeline.from_model(model), "onnx-denoiser": onnx_den,
+                "onnx-sampler": OnnxMageModel(smp, threads=1)}
+    outs = {}
+    for name, sampler in backends.items():
+        runs = []
+        for global_seed in (0, 77):
+            torch.manual_seed(global_seed)
+            runs.append(sampler.sample(cond, noise=11))
+        assert torch.equal(runs[0], runs[1]), name
+        outs[name] = runs[0]
+    for name in ("onnx-denoiser", "onnx-sampler"):
+        assert (outs[name] - outs["torch"]).abs().max() < 1e-4, name

@@ -20,6 +20,9 @@ joints); a data set's figure is the UNWEIGHTED mean of the per-sequence values
 | u_pe           | ... of the upper body (:data:`UPPER_JOINTS`)               | cm          |
 | l_pe           | ... of the lower body (:data:`LOWER_JOINTS`)               | cm          |
 | root_pe        | ... of the root (pelvis, joint 0)                          | cm          |
+| stride ...     | gait and foot-contact metrics, beside the protocol's:      |             |
+|                | stride, gt_stride, stride_ratio, foot_sliding,             | see         |
+|                | gt_foot_sliding, floating, penetration                     | evaluate.gait |
 
 Jitter is reported in 10^2 m/s^3 as in the papers' tables (the reference code prints
 m/s^3; we divide by 100). Internally everything is computed in float64.
@@ -35,16 +38,17 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_finite, check_fps, check_shape
+from mage.core.constants import LEFT_WRIST_JOINT, NUM_JOINTS, RIGHT_WRIST_JOINT
+from mage.core.kinematics import jerk
+from mage.evaluate.gait import aggregate_gait, gait_metrics
 
-NUM_JOINTS = 22
 DEFAULT_FPS = 60.0
 
 # --- joint index sets of the protocol (the only place they are written) ---------------
 ALL_JOINTS: tuple[int, ...] = tuple(range(NUM_JOINTS))
 ROOT_JOINT = 0
-HEAD_JOINT = 15
 BODY_JOINTS: tuple[int, ...] = tuple(range(1, NUM_JOINTS))  # MPJRE: root excluded
-HAND_JOINTS: tuple[int, ...] = (20, 21)
+HAND_JOINTS: tuple[int, ...] = (LEFT_WRIST_JOINT, RIGHT_WRIST_JOINT)
 UPPER_JOINTS: tuple[int, ...] = (3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21)
 LOWER_JOINTS: tuple[int, ...] = (0, 1, 2, 4, 5, 7, 8, 10, 11)
 ROOT_JOINTS: tuple[int, ...] = (ROOT_JOINT,)
@@ -76,7 +80,17 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("u_pe", "U-PE", "cm", "u_pe_cm"),
     MetricInfo("l_pe", "L-PE", "cm", "l_pe_cm"),
     MetricInfo("root_pe", "Root-PE", "cm", "root_pe_cm"),
+    # gait and contact (mage.evaluate.gait): not protocol metrics, reported beside them
+    MetricInfo("stride", "Stride", "cm", "stride_cm"),
+    MetricInfo("gt_stride", "GT Stride", "cm", "gt_stride_cm"),
+    MetricInfo("stride_ratio", "Stride ratio", "1", "stride_ratio"),
+    MetricInfo("foot_sliding", "Foot slide", "cm/s", "foot_sliding_cm_per_s"),
+    MetricInfo("gt_foot_sliding", "GT Foot slide", "cm/s", "gt_foot_sliding_cm_per_s"),
+    MetricInfo("floating", "Float", "cm", "floating_cm"),
+    MetricInfo("penetration", "Penetration", "cm", "penetration_cm"),
 )
+PROTOCOL_METRIC_KEYS: tuple[str, ...] = ("mpjre", "mpjre_geodesic", "mpjpe", "mpjve", "jitter",
+                                         "gt_jitter", "h_pe", "u_pe", "l_pe", "root_pe")
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
 MIN_FRAMES = 4  # jitter needs a third difference
 
@@ -169,7 +183,7 @@ def jitter(positions: torch.Tensor, fps: float = DEFAULT_FPS) -> float:
     p = _check_positions(positions, "positions")
     if p.shape[0] < MIN_FRAMES:
         raise ValueError(f"jitter: need at least {MIN_FRAMES} frames, got {p.shape[0]}")
-    d3 = (p[3:] - 3 * p[2:-1] + 3 * p[1:-2] - p[:-3]) * fps**3
+    d3 = jerk(p, fps)
     return d3.norm(dim=-1).mean().item() * JITTER_UNIT_SCALE
 
 
@@ -205,11 +219,13 @@ def sequence_metrics(
         "u_pe": position_error(pred_positions, gt_positions, UPPER_JOINTS),
         "l_pe": position_error(pred_positions, gt_positions, LOWER_JOINTS),
         "root_pe": position_error(pred_positions, gt_positions, ROOT_JOINTS),
+        **gait_metrics(pred_positions.double(), gt_positions.double(), fps),
     }
 
 
 def aggregate(per_sequence: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """Unweighted mean over sequences of each metric (every sequence counts once)."""
+    """Unweighted mean over sequences of each metric (every sequence counts once), except
+    ``stride_ratio``: mean stride / mean gt_stride (:func:`mage.evaluate.gait.aggregate_gait`)."""
     rows = list(per_sequence)
     if not rows:
         raise ValueError("aggregate: no sequences to average")
@@ -217,4 +233,5 @@ def aggregate(per_sequence: Iterable[Mapping[str, float]]) -> dict[str, float]:
     for i, r in enumerate(rows):
         if set(r) != set(keys):
             raise ValueError(f"aggregate: sequence {i} has metrics {sorted(r)}, expected {sorted(keys)}")
-    return {k: math.fsum(r[k] for r in rows) / len(rows) for k in keys}
+    mean = {k: math.fsum(r[k] for r in rows) / len(rows) for k in keys}
+    return aggregate_gait(mean)

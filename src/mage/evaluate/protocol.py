@@ -33,10 +33,11 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_finite, check_shape
+from mage.core.constants import HEAD_JOINT, NUM_JOINTS
 from mage.core.kinematics import place_by_head
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import CONDITION_DIM
-from mage.evaluate.metrics import HEAD_JOINT, METRIC_KEYS, NUM_JOINTS, aggregate, sequence_metrics
+from mage.evaluate.metrics import METRIC_KEYS, aggregate, sequence_metrics
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MODES = ("offline", "online")
@@ -218,7 +219,7 @@ def ground_truth_metrics(pred, gt) -> dict[str, float] | None:
     if gt.num_frames - 1 < MIN_FRAMES:
         return None
     gt_pos = gt.joint_positions().double()
-    pred_pos = place_prediction(pred.rotations, gt_pos[:, 15], gt.skeleton)
+    pred_pos = place_prediction(pred.rotations, gt_pos[:, HEAD_JOINT], gt.skeleton)
     return sequence_metrics(pred.rotations[1:].double(), gt.rotations[1:].double(),
                             pred_pos[1:], gt_pos[1:], gt.fps)
 
@@ -256,17 +257,6 @@ def combine_seeds(results: Sequence[EvalResult]) -> EvalResult:
 
 
 # --- predictors ------------------------------------------------------------------------
-def _model_device(model) -> torch.device:
-    dev = getattr(model, "device", None)
-    if isinstance(dev, (torch.device, str)):
-        return torch.device(dev)
-    params = getattr(model, "parameters", None)
-    if callable(params):
-        for p in params():
-            return p.device
-    return torch.device("cpu")
-
-
 def model_predict_fn(model, mode: str = "offline", steps: int | None = None, seed: int = 0) -> PredictFn:
     """Adapter: a trained model -> predict_fn, via ``mage.inference.sequence.predict_sequence``.
 
@@ -280,8 +270,9 @@ def model_predict_fn(model, mode: str = "offline", steps: int | None = None, see
     if steps is not None and steps < 1:
         raise ValueError(f"steps: expected a positive number of sampler steps, got {steps}")
     from mage.inference.sequence import predict_sequence  # lazy: heavy, model-side
+    from mage.model.pipeline import model_device
 
-    device = _model_device(model)
+    device = model_device(model)
 
     def predict(condition: torch.Tensor, head_positions: torch.Tensor) -> torch.Tensor:
         d6 = predict_sequence(model, condition.to(device), mode=mode, steps=steps, seed=seed)

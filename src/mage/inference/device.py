@@ -6,10 +6,10 @@ wrist = 20, right wrist = 21) in the project's world (z-up, right-handed, as AMA
 Two steps, in this order:
 
 1. **Basis change** ``M`` (3x3, native world coordinates -> project coordinates), per
-   ``frame``:
+   coordinate ``convention`` (the CLI's ``--frame``):
 
    ========  ======================================  ==========================  ======
-   frame     native convention                       M (rows)                    det M
+   name      native convention                       M (rows)                    det M
    ========  ======================================  ==========================  ======
    zup       z-up right-handed (AMASS, this project) identity                    +1
    openxr    y-up right-handed, -z forward           (x, -z, y): [[1,0,0],       +1
@@ -29,7 +29,7 @@ Two steps, in this order:
    translation ``t_o``, both expressed in the converted device frame of step 1):
    ``R_joint = R' R_o`` and ``p_joint = p' + R' t_o``.
 
-Default offsets (``DeviceConfig(frame)`` without offsets):
+Default offsets (``DeviceConfig(convention)`` without offsets):
 
 - ``zup``: identity / zero for all three: the "device" poses already are the SMPL
   joints' poses (data made from AMASS or from this project's ``Tracking``).
@@ -54,7 +54,8 @@ import torch
 from mage.core import rotations as rot
 from mage.core.checks import check_shape
 
-FRAMES: tuple[str, ...] = ("zup", "openxr", "unity")
+CONVENTIONS: tuple[str, ...] = ("zup", "openxr", "unity")
+FRAMES = CONVENTIONS  # the former name, as the CLI flag --frame still says
 DEVICES: tuple[str, str, str] = ("head", "left", "right")
 
 _BASIS = {
@@ -69,11 +70,12 @@ _BASIS = {
 VIEW_TO_SMPL_HEAD = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 
 
-def basis(frame: str) -> np.ndarray:
-    """(3, 3) matrix M taking native world coordinates of ``frame`` to project ones."""
-    if frame not in _BASIS:
-        raise ValueError(f"frame: unknown device frame {frame!r}; choose one of {', '.join(FRAMES)}")
-    return _BASIS[frame].copy()
+def basis(convention: str) -> np.ndarray:
+    """(3, 3) matrix M taking native world coordinates of ``convention`` to project ones."""
+    if convention not in _BASIS:
+        raise ValueError(f"convention: unknown device convention {convention!r}; "
+                         f"choose one of {', '.join(CONVENTIONS)}")
+    return _BASIS[convention].copy()
 
 
 @dataclass(frozen=True)
@@ -119,26 +121,32 @@ class Offset:
         return rot.quaternion_to_matrix(torch.tensor(self.rotation, dtype=torch.float64))
 
 
-def default_offsets(frame: str) -> dict[str, Offset]:
-    """The documented default offsets of ``frame`` (see the module docstring)."""
-    basis(frame)  # validates the name
-    head = Offset() if frame == "zup" else Offset.from_matrix(VIEW_TO_SMPL_HEAD)
+def default_offsets(convention: str) -> dict[str, Offset]:
+    """The documented default offsets of ``convention`` (see the module docstring)."""
+    basis(convention)  # validates the name
+    head = Offset() if convention == "zup" else Offset.from_matrix(VIEW_TO_SMPL_HEAD)
     return {"head": head, "left": Offset(), "right": Offset()}
 
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    """How raw device poses map to joint poses: a frame name and per-device offsets.
+    """How raw device poses map to joint poses: a coordinate convention (one of
+    :data:`CONVENTIONS`) and per-device offsets.
 
     ``offsets``: a dict with any of "head", "left", "right"; missing ones take the
-    frame's defaults (:func:`default_offsets`).
+    convention's defaults (:func:`default_offsets`).
     """
 
-    frame: str = "zup"
+    convention: str = "zup"
     offsets: dict[str, Offset] = field(default_factory=dict)
 
+    @property
+    def frame(self) -> str:
+        """The former name of :attr:`convention` (kept for existing callers)."""
+        return self.convention
+
     def __post_init__(self):
-        defaults = default_offsets(self.frame)
+        defaults = default_offsets(self.convention)
         unknown = set(self.offsets) - set(DEVICES)
         if unknown:
             raise ValueError(f"offsets: unknown device(s) {sorted(unknown)}; expected {', '.join(DEVICES)}")
@@ -148,7 +156,7 @@ class DeviceConfig:
     def _tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """M (3, 3), offset rotations (3, 3, 3) and translations (3, 3), float64; cached
         (the streaming hot path converts one frame at a time)."""
-        M = torch.as_tensor(basis(self.frame))
+        M = torch.as_tensor(basis(self.convention))
         R_o = torch.stack([self.offsets[d].matrix() for d in DEVICES])  # (3, 3, 3)
         t_o = torch.tensor([self.offsets[d].translation for d in DEVICES], dtype=torch.float64)
         return M, R_o, t_o
@@ -176,7 +184,7 @@ class DeviceConfig:
 
         rotations: (..., 3, 3, 3), positions: (..., 3, 3).
         returns: positions (..., 3, 3) and quaternions (..., 3, 4) (x, y, z, w; w >= 0),
-        float64, as the runtime of ``frame`` would report them.
+        float64, as the runtime of ``convention`` would report them.
         """
         R = torch.as_tensor(rotations, dtype=torch.float64)
         p = torch.as_tensor(positions, dtype=torch.float64)

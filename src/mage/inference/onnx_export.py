@@ -5,19 +5,19 @@ Two graphs, both with a dynamic batch dimension B and the window N fixed:
 - **denoiser** (``kind="denoiser"``): one network call ``model.denoise``, condition
   normalisation included. Inputs ``x_t`` (B, N, 22, 6) float32, ``t`` (B,) int64,
   ``cond`` (B, N, 54) float32 raw condition; output ``x0`` (B, N, 22, 6).
-- **sampler** (``kind="sampler"``): the whole K-step DDIM sampler ``model.sample`` with
-  its K steps unrolled (K fixed at export) and the initial noise as an input, final
+- **sampler** (``kind="sampler"``): the whole K-step DDIM sampler (the pipeline's
+  ``sample``, :mod:`mage.model.pipeline`) with its K steps unrolled (K fixed at export) and the initial noise as an input, final
   Gram-Schmidt projection included. Inputs ``cond`` (B, N, 54), ``noise`` (B, N, 22, 6)
   standard normal; output ``x0`` (B, N, 22, 6). Gradual models with eta = 0 only (the
   sequential ablation draws noise inside the sampler; eta > 0 draws noise every step).
 
 Each file carries metadata (``onnx`` ``metadata_props``): ``mage.kind``,
 ``mage.window``, ``mage.steps`` (sampler), ``mage.fps`` and ``mage.config`` (the
-MageConfig as JSON), so a session knows what it runs. :class:`OnnxMageModel` wraps a session in the
-inference interface of a MageModel (``window``, ``sample``), so that
-``predict_sequence`` and ``Streamer`` run on onnxruntime unchanged. The legacy
-TorchScript exporter is
-used (``dynamo=False``): the dynamo exporter needs ``onnxscript``, which the project
+MageConfig as JSON), so a session knows what it runs. :class:`OnnxMageModel` wraps a
+session in the interface of a pipeline (``window``, ``draw_noise``, ``sample``), so that
+``predict_sequence`` and ``Streamer`` run on onnxruntime unchanged: with the denoiser
+graph it IS a ``MagePipeline`` whose denoise function calls onnxruntime, so the DDIM
+loop is the torch backend's own. The legacy TorchScript exporter is used (``dynamo=False``): the dynamo exporter needs ``onnxscript``, which the project
 does not depend on.
 """
 
@@ -34,7 +34,10 @@ import torch
 import torch.nn as nn
 
 from mage.core.atomic import atomic_write
+from mage.core.constants import CONDITION_DIM, NUM_JOINTS, ROT6D_DIM
 from mage.inference import MODEL_FPS
+from mage.model.config import MageConfig
+from mage.model.pipeline import MagePipeline
 
 OPSET = 17
 KINDS = ("denoiser", "sampler")
@@ -53,9 +56,10 @@ class _SamplerGraph(nn.Module):
     def __init__(self, model, steps: int):
         super().__init__()
         self.model, self.steps = model, steps
+        self.pipeline = MagePipeline.from_model(model)
 
     def forward(self, cond, noise):
-        return self.model.sample(cond, steps=self.steps, noise=noise)
+        return self.pipeline.sample(cond, noise=noise, steps=self.steps)
 
 
 def _check_exportable(model, kind: str) -> None:
@@ -87,8 +91,8 @@ def export_onnx(model, path: str | Path, kind: str = "denoiser", steps: int | No
             raise ValueError(f"steps: must be >= 1, got {steps}")
     model = _cpu_eval_copy(model)
     g = torch.Generator().manual_seed(0)
-    cond = torch.randn(2, N, 54, generator=g)
-    noise = torch.randn(2, N, 22, 6, generator=g)
+    cond = torch.randn(2, N, CONDITION_DIM, generator=g)
+    noise = torch.randn(2, N, NUM_JOINTS, ROT6D_DIM, generator=g)
     if kind == "denoiser":
         graph, args = _DenoiserGraph(model), (noise, torch.tensor([999, 0]), cond)
         inputs = ["x_t", "t", "cond"]
@@ -159,65 +163,58 @@ def compare_with_torch(model, session, batch: int = 3, seed: int = 1) -> float:
     """Max |onnxruntime - PyTorch| of the session's graph, batch ``batch`` (not the
     export's 2, to exercise the dynamic axis).
 
-    Inputs: windows of the condition of the built-in synthetic walk
-    (:mod:`mage.demo.synthetic`), so that the normalised inputs are in the range the
-    model sees in use, and standard-normal noise (and random timesteps for the
-    denoiser), all drawn from ``seed``.
+    Inputs, all drawn from ``seed``: conditions ``cond_mean + cond_std * z`` (z standard
+    normal), so that the normalised inputs the network sees are in the range of real
+    use; standard-normal noise; and random timesteps for the denoiser.
     """
-    from mage.demo.synthetic import MIN_DURATION_S, synthetic_tracking
-
     meta = session_metadata(session)
     N = int(meta["mage.window"])
-    g = torch.Generator().manual_seed(seed)
-    tracking, _ = synthetic_tracking(duration_s=max(MIN_DURATION_S, 2 * N / MODEL_FPS), fps=MODEL_FPS)
-    rows = tracking.condition().float()
-    starts = torch.randint(0, rows.shape[0] - N + 1, (batch,), generator=g)
-    cond = torch.stack([rows[s:s + N] for s in starts.tolist()])
-    noise = torch.randn(batch, N, 22, 6, generator=g)
     model = _cpu_eval_copy(model)
+    g = torch.Generator().manual_seed(seed)
+    cond = model.cond_mean + model.cond_std * torch.randn(batch, N, CONDITION_DIM, generator=g)
+    noise = torch.randn(batch, N, NUM_JOINTS, ROT6D_DIM, generator=g)
     with torch.no_grad():
         if meta["mage.kind"] == "denoiser":
-            t = torch.randint(0, model.scheduler.num_train_timesteps, (batch,), generator=g)
+            t = torch.randint(0, model.config.train_timesteps, (batch,), generator=g)
             ref = model.denoise(noise, t, cond)
             feeds = {"x_t": noise.numpy(), "t": t.numpy(), "cond": cond.numpy()}
         else:
-            ref = model.sample(cond, steps=int(meta["mage.steps"]), noise=noise)
+            ref = MagePipeline.from_model(model).sample(cond, noise=noise, steps=int(meta["mage.steps"]))
             feeds = {"cond": cond.numpy(), "noise": noise.numpy()}
     out = session.run(["x0"], feeds)[0]
     return float(np.abs(out - ref.numpy()).max())
 
 
 class OnnxMageModel:
-    """An exported graph with the inference interface of a MageModel.
+    """An exported graph in the interface of a pipeline (``window``, ``config``,
+    ``draw_noise(seed)``, ``sample(cond, noise, steps)``), on CPU tensors.
 
     session: an onnxruntime session or a path (see :func:`onnx_session`); steps: the
     default DDIM steps (a sampler graph has its K fixed: any other value is an error).
-    ``sample(cond (B, N, 54), steps, generator, noise (B, N, 22, 6)) -> (B, N, 22, 6)``
-    on CPU tensors. With the denoiser graph the DDIM loop of ``MageModel.sample`` runs
-    here (eta = 0), with the model's own scheduler rebuilt from the ``mage.config``
-    metadata.
+    Denoiser graph: ``self.pipeline`` is the ``MagePipeline`` of the ``mage.config``
+    metadata with a denoise function that runs the session (eta = 0). Sampler graph:
+    the noise specification is resolved by the same pipeline, the loop is in the graph.
     """
 
     training = False
+    device = torch.device("cpu")
 
     def __init__(self, session, steps: int | None = None, threads: int | None = None):
         self.session = onnx_session(session, threads)
         meta = session_metadata(self.session)
         self.kind, self.window = meta["mage.kind"], int(meta["mage.window"])
+        if "mage.config" not in meta:
+            raise ValueError(f"ONNX {self.kind}: no mage.config metadata, cannot rebuild its pipeline "
+                             "(export it again with `mage export`)")
+        self.config = MageConfig.from_dict(json.loads(meta["mage.config"]))
+        self.pipeline = MagePipeline.from_denoise(self.config, self._denoise)
         if self.kind == "sampler":
             self.steps = int(meta["mage.steps"])
             self._check_steps(steps)
-            return
-        if "mage.config" not in meta:
-            raise ValueError("ONNX denoiser: no mage.config metadata, cannot rebuild its scheduler")
-        from mage.model import MageConfig
-        from mage.model.scheduler import DDIMScheduler
-
-        self.config = MageConfig.from_dict(json.loads(meta["mage.config"]))
-        if self.config.eta != 0:
-            raise ValueError(f"ONNX denoiser: eta={self.config.eta}; only eta = 0 is supported here")
-        self.scheduler = DDIMScheduler(self.config.train_timesteps, self.config.timestep_spacing)
-        self.steps = steps or self.config.sampling_steps
+        else:
+            if self.config.eta != 0:
+                raise ValueError(f"ONNX denoiser: eta={self.config.eta}; only eta = 0 is supported here")
+            self.steps = steps or self.config.sampling_steps
 
     def _check_steps(self, steps):
         if self.kind == "sampler" and steps is not None and steps != self.steps:
@@ -227,23 +224,23 @@ class OnnxMageModel:
     def parameters(self):
         return iter(())
 
-    def sample(self, cond: torch.Tensor, steps: int | None = None, generator=None,
-               noise: torch.Tensor | None = None) -> torch.Tensor:
+    def _denoise(self, x_t, t, cond, scale="S3", prev=None) -> torch.Tensor:
+        """The pipeline's denoise function: one run of the denoiser graph."""
+        feeds = {"x_t": _numpy(x_t), "t": t.detach().cpu().numpy().astype(np.int64), "cond": _numpy(cond)}
+        return torch.from_numpy(self.session.run(["x0"], feeds)[0])
+
+    def draw_noise(self, seed: int) -> dict[str, torch.Tensor]:
+        return self.pipeline.draw_noise(seed)
+
+    def sample(self, cond: torch.Tensor, noise=0, steps: int | None = None) -> torch.Tensor:
+        """(B, N, 54) -> (B, N, 22, 6), as ``MagePipeline.sample``."""
         self._check_steps(steps)
         cond = cond.detach().to("cpu", torch.float32).contiguous()
-        B, N = cond.shape[:2]
-        if noise is None:
-            noise = torch.randn(B, N, 22, 6, generator=generator)
-        noise = noise.detach().to("cpu", torch.float32).contiguous()
-        c = cond.numpy()
-        if self.kind == "sampler":
-            return torch.from_numpy(self.session.run(["x0"], {"cond": c, "noise": noise.numpy()})[0])
-        from mage.core import rotations as rot
+        if self.kind == "denoiser":
+            return self.pipeline.sample(cond, noise=noise, steps=steps or self.steps)
+        z = self.pipeline.initial_noise(noise, cond)["S3"]
+        return torch.from_numpy(self.session.run(["x0"], {"cond": cond.numpy(), "noise": _numpy(z)})[0])
 
-        x = noise * self.config.init_noise_scale
-        sched = copy.copy(self.scheduler)  # own timesteps: concurrent calls do not interfere
-        for t in sched.set_timesteps(steps or self.steps).tolist():
-            tt = np.full((B,), t, dtype=np.int64)
-            x0 = torch.from_numpy(self.session.run(["x0"], {"x_t": x.numpy(), "t": tt, "cond": c})[0])
-            x = sched.step(x0, t, x).prev_sample
-        return rot.matrix_to_rot6d(rot.rot6d_to_matrix(x))
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to("cpu", torch.float32).contiguous().numpy()

@@ -10,7 +10,41 @@ from __future__ import annotations
 from pathlib import Path
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
+# The model every command and ``load_pretrained()`` use when none is named: the most
+# accurate bundled checkpoint (its model card, README.md in its folder, gives the data,
+# the licence and the held-out metrics).
+DEFAULT_CHECKPOINT = "full-small"
 PACKAGED_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+
+
+CARD_FILE = "card.json"  # optional: {"licence": ..., "commercial_use": bool, "data": ...}
+
+
+def checkpoint_card(folder: str | Path) -> dict:
+    """The checkpoint's ``card.json`` (licence of its weights, commercial use, training
+    data), or {} when it has none (a user's own run). Pure Python, no torch."""
+    import json
+
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable model card ({err})") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return card
+
+
+def licence_notice(folder: str | Path) -> str | None:
+    """One line to show a user of a checkpoint whose weights are not for commercial use."""
+    card = checkpoint_card(folder)
+    if card.get("commercial_use", True):
+        return None
+    alternative = card.get("commercial_alternative")
+    return (f"note: {Path(folder).name} is licensed {card.get('licence', 'for non-commercial use')}"
+            + (f"; for commercial use pass --ckpt {alternative}" if alternative else ""))
 
 
 def available_checkpoints() -> list[str]:
@@ -46,8 +80,9 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     return folder
 
 
-def load_pretrained(name_or_path: str | Path, device: str = "cpu"):
-    """A MageModel in eval mode on ``device`` from a packaged name or a checkpoint folder."""
+def load_pretrained(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str = "cpu"):
+    """A MageModel in eval mode on ``device`` from a packaged name or a checkpoint folder
+    (default: the bundled :data:`DEFAULT_CHECKPOINT`)."""
     import torch
 
     from mage.model.checkpoint import load_checkpoint

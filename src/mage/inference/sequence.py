@@ -1,15 +1,17 @@
 """Whole-sequence prediction: offline (overlapping windows, blended) and online (causal).
 
-The model sees fixed windows of ``N = model.window`` condition rows and returns the
+The sampler (a ``MageModel``, whose pipeline is used, a ``MagePipeline`` or an ONNX
+``OnnxMageModel``) sees fixed windows of ``N = window`` condition rows and returns the
 local 6D rotations of the 22 joints for every frame of the window. Row t of the
 condition describes tracking frame t + 1 (``Tracking.condition`` drops frame 0, which
 has no velocity), so T tracking frames give T - 1 rows and predictions for frames
 1..T-1. :func:`predict_motion` gives frame 0 the prediction of frame 1 (repeated).
 
-Noise: one draw ``(N, 22, 6)`` from ``seed`` (:func:`window_noise`) is shared by every
-window. DDIM sampling is deterministic given its noise, so the prediction is a fixed,
-smooth function of the condition window: overlapping windows agree more closely, and
-the online output does not flicker from a fresh noise draw every frame.
+Noise: one draw per sampled state from ``seed`` (``draw_noise(seed)`` of the pipeline,
+``(N, 22, 6)`` for a gradual model, one per scale for a sequential one) is shared by
+every window. DDIM sampling is deterministic given its noise, so the prediction is a
+fixed, smooth function of the condition window: overlapping windows agree more
+closely, and the online output does not flicker from a fresh noise draw every frame.
 
 Offline (``mode="offline"``): windows start every ``N - overlap`` rows, the last window
 is aligned to the sequence end. In the last ``overlap`` rows of each window its weight
@@ -29,40 +31,37 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_finite, check_shape
+from mage.core.constants import CONDITION_DIM, HEAD_JOINT, NUM_JOINTS, ROT6D_DIM
 from mage.core.kinematics import place_by_head
 from mage.core.motion import Motion
 from mage.core.skeleton import Skeleton
-from mage.core.tracking import CONDITION_DIM, Tracking
+from mage.core.tracking import Tracking
 from mage.inference import MODEL_FPS
+from mage.model.pipeline import as_sampler, model_device
 
-MODES = ("offline", "online")
-NUM_JOINTS = 22
-
-
-def window_noise(window: int, seed: int) -> torch.Tensor:
-    """(window, 22, 6) float32 CPU standard normal noise, the same for a given seed."""
-    g = torch.Generator().manual_seed(int(seed))
-    return torch.randn(window, NUM_JOINTS, 6, generator=g)
-
-
-def model_device(model) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def normalize_rot6d(d6: torch.Tensor) -> torch.Tensor:
-    """(..., 6) -> (..., 6): the first two columns of the nearest Gram-Schmidt rotation."""
-    return rot.matrix_to_rot6d(rot.rot6d_to_matrix(d6))
+MODES = ("offline", "online")  # how a sequence is cut into windows (not the model's design)
+# Windows per network call. Measured (issue 16, 1 thread, 1800-frame walk, CPU time): 32
+# gave mage-small ~1.2x the frames/s of 64 (8.4k vs 6.9k; 16: 8.2k, 8: 7.7k), mage-paper
+# the same from 4 to 64; the outputs differ by < 2e-6 between batch sizes.
+DEFAULT_BATCH_SIZE = 32
+# Online temporal consistency (lambda): each causal window's sample also estimates the
+# previous frame (its second-to-last row); the output of frame t is the window's last row
+# plus lambda times the difference between the previous OUTPUT and that estimate,
+#     y[t] = s_t[N-1] + lambda * (y[t-1] - s_t[N-2]),
+# so window-to-window flicker is carried away with no lookahead (0 = each frame's own
+# sample). Measured on the full recipe's held-out split (every 4th clip, full-small):
+# lambda 0 / 0.5 / 0.7 / 0.85 give online jitter 12.71 / 10.21 / 9.66 / 9.32 (ground truth
+# 5.25, 10^2 m/s^3) for MPJPE 7.00 / 7.03 / 7.05 / 7.12 cm
+# (benchmarks/results/bundled_models.md). 0.5 takes most of the gain for +0.4% MPJPE.
+ONLINE_CONSISTENCY = 0.5
 
 
-def sample_windows(model, windows: torch.Tensor, noise: torch.Tensor, steps: int | None,
+def sample_windows(sampler, windows: torch.Tensor, noise: dict[str, torch.Tensor], steps: int | None,
                    batch_size: int) -> torch.Tensor:
-    """Run ``model.sample`` on (W, N, 54) windows in batches -> (W, N, 22, 6)."""
+    """Run ``sampler.sample`` on (W, N, 54) windows in batches -> (W, N, 22, 6)."""
     out = []
     for i in range(0, windows.shape[0], batch_size):
-        chunk = windows[i:i + batch_size]
-        z = noise.expand(chunk.shape[0], *noise.shape).contiguous()
-        out.append(model.sample(chunk, steps=steps, noise=z))
+        out.append(sampler.sample(windows[i:i + batch_size], noise=noise, steps=steps))
     return torch.cat(out)
 
 
@@ -103,16 +102,26 @@ def predict_sequence(
     steps: int | None = None,
     seed: int = 0,
     overlap: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: str = "fp32",
+    consistency: float = ONLINE_CONSISTENCY,
 ) -> torch.Tensor:
     """Local 6D rotations for every condition row.
 
-    model: has ``window`` (N) and ``sample(cond (B, N, 54), steps, noise) -> (B, N, 22, 6)``.
+    model: a MageModel, a MagePipeline or an OnnxMageModel (anything with ``window``,
+    ``draw_noise(seed)`` and ``sample(cond (B, N, 54), noise, steps) -> (B, N, 22, 6)``).
     cond: (T, 54) condition rows (:func:`mage.core.tracking.sparse_condition`).
     mode: "offline" (blended overlapping windows) or "online" (causal, last frame).
-    overlap: offline only, rows shared by consecutive windows, 0..N//2 (default N//4).
+    overlap: offline only, rows shared by consecutive windows, 0..N//2 (default N//4:
+    measured on cmu-small's held-out split, fewer shared rows cost less but raise the
+    jitter, 0 by ~13%; see benchmarks/latency/results/latency.md).
+    precision: "fp32" (default), "bf16" or "int8" for a torch MageModel
+    (:data:`mage.model.pipeline.PRECISIONS`: faster approximations, each with a measured
+    accuracy cost).
+    consistency: online only, lambda of :data:`ONLINE_CONSISTENCY` in [0, 1) (0 = each
+    frame its own window's last row); the Streamer applies the same rule.
     returns: (T, 22, 6) normalised 6D (first two columns of rotations), float32, on
-    the model's device. Deterministic for a given seed.
+    the model's device. Deterministic for a given seed, whatever the global random state.
     """
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -122,7 +131,9 @@ def predict_sequence(
     check_finite(cond, "cond")
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    N = int(model.window)
+    check_consistency(consistency)
+    sampler = as_sampler(model, precision)
+    N = int(sampler.window)
     if overlap is None:
         overlap = N // 4
     if not 0 <= overlap <= N // 2:
@@ -130,35 +141,67 @@ def predict_sequence(
     device = model_device(model)
     cond = cond.to(device=device, dtype=torch.float32)
     T = cond.shape[0]
-    noise = window_noise(N, seed).to(device)
-    is_module = isinstance(model, torch.nn.Module)  # or an OnnxMageModel
-    was_training = is_module and model.training
+    noise = {scale: z.to(device) for scale, z in sampler.draw_noise(seed).items()}  # (N, n, d) each
+    module = model if isinstance(model, torch.nn.Module) else getattr(sampler, "model", None)
+    is_module = isinstance(module, torch.nn.Module)  # not for an OnnxMageModel
+    was_training = is_module and module.training
     if is_module:
-        model.eval()
+        module.eval()
+    run = lambda windows: sample_windows(sampler, windows, noise, steps, batch_size)  # noqa: E731
     try:
         with torch.inference_mode():
             if mode == "online":
-                # idx[t] = rows t-N+1..t, clamped at 0 (front padding with row 0).
-                idx = (torch.arange(T, device=device)[:, None] - N + 1
-                       + torch.arange(N, device=device)[None]).clamp(min=0)
-                out = torch.cat([
-                    sample_windows(model, cond[idx[i:i + batch_size]], noise, steps, batch_size)[:, -1]
-                    for i in range(0, T, batch_size)
-                ])
+                out = _online(run, cond, N, batch_size, consistency)
             elif T <= N:
                 padded = torch.cat([cond[:1].expand(N - T, -1), cond])
-                out = sample_windows(model, padded[None], noise, steps, batch_size)[0, N - T:]
+                out = run(padded[None])[0, N - T:]
             else:
-                starts = window_starts(T, N, overlap)
-                idx = torch.tensor(starts, device=device)[:, None] + torch.arange(N, device=device)
-                pred = sample_windows(model, cond[idx], noise, steps, batch_size)  # (W, N, 22, 6)
-                w = blend_weights(starts, N, overlap).to(device=device, dtype=pred.dtype)
-                out = torch.zeros(T, NUM_JOINTS, 6, device=device, dtype=pred.dtype)
-                out.index_add_(0, idx.reshape(-1), (pred * w[..., None, None]).reshape(-1, NUM_JOINTS, 6))
-            return normalize_rot6d(out.float())
+                out = _offline_blend(run, cond, N, overlap)
+            return rot.normalize_rot6d(out.float())
     finally:
         if is_module:
-            model.train(was_training)
+            module.train(was_training)
+
+
+def check_consistency(consistency: float) -> float:
+    if not 0 <= consistency < 1:
+        raise ValueError(f"consistency: must be in [0, 1), got {consistency}")
+    return float(consistency)
+
+
+def carry_consistency(last: torch.Tensor, previous_estimate: torch.Tensor,
+                      previous_output: torch.Tensor | None, consistency: float) -> torch.Tensor:
+    """y[t] = last + consistency * (y[t-1] - previous_estimate) (:data:`ONLINE_CONSISTENCY`);
+    ``last`` when there is no previous output. Tensors (..., 22, 6), raw 6D."""
+    if previous_output is None or consistency == 0:
+        return last
+    return last + consistency * (previous_output - previous_estimate)
+
+
+def _online(run, cond: torch.Tensor, N: int, batch_size: int, consistency: float) -> torch.Tensor:
+    """(T, 54) -> (T, 22, 6): row t is the last frame of the causal window of rows
+    t-N+1..t (front-padded with row 0), carried by :func:`carry_consistency`."""
+    T, device = cond.shape[0], cond.device
+    idx = (torch.arange(T, device=device)[:, None] - N + 1
+           + torch.arange(N, device=device)[None]).clamp(min=0)  # (T, N) row numbers
+    tail = torch.cat([run(cond[idx[i:i + batch_size]])[:, -2:] for i in range(0, T, batch_size)])  # (T, 2, 22, 6)
+    out = torch.empty_like(tail[:, 1])
+    previous = None
+    for t in range(T):  # sequential by nature: each frame carries the previous output
+        out[t] = previous = carry_consistency(tail[t, 1], tail[t, 0], previous, consistency)
+    return out
+
+
+def _offline_blend(run, cond: torch.Tensor, N: int, overlap: int) -> torch.Tensor:
+    """(T, 54) with T > N -> (T, 22, 6): overlapping windows, cross-faded."""
+    T, device = cond.shape[0], cond.device
+    starts = window_starts(T, N, overlap)
+    idx = torch.tensor(starts, device=device)[:, None] + torch.arange(N, device=device)  # (W, N)
+    pred = run(cond[idx])  # (W, N, 22, 6)
+    w = blend_weights(starts, N, overlap).to(device=device, dtype=pred.dtype)
+    out = torch.zeros(T, NUM_JOINTS, ROT6D_DIM, device=device, dtype=pred.dtype)
+    out.index_add_(0, idx.reshape(-1), (pred * w[..., None, None]).reshape(-1, NUM_JOINTS, ROT6D_DIM))
+    return out
 
 
 def predict_motion(
@@ -168,7 +211,7 @@ def predict_motion(
     steps: int | None = None,
     seed: int = 0,
     overlap: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     skeleton: Skeleton | None = None,
 ) -> Motion:
     """Full-body motion for a tracking sequence (same T frames as ``tracking``).
@@ -186,49 +229,8 @@ def predict_motion(
     skeleton = skeleton or Skeleton.smpl22()
     d6 = predict_sequence(model, tracking.condition(), mode, steps, seed, overlap, batch_size).cpu()
     R = rot.rot6d_to_matrix(torch.cat([d6[:1], d6]))  # (T, 22, 3, 3), frame 0 = frame 1
-    _, trans = place_by_head(R, tracking.positions[:, 0].to(R), skeleton)
+    _, trans = place_by_head(R, tracking.positions[:, 0].to(R), skeleton, HEAD_JOINT)
     return Motion(R, trans, tracking.fps, skeleton, meta={"predicted": mode})
 
 
-def jerk_profile(positions: torch.Tensor, fps: float = MODEL_FPS) -> torch.Tensor:
-    """(T, J, 3) positions -> (T-3,) mean over joints of |third difference| * fps^3.
-
-    Entry t uses frames t..t+3 (the protocol's jitter, m/s^3, before averaging over time).
-    """
-    check_shape(positions, "positions", (None, 3))
-    if positions.dim() != 3 or positions.shape[0] < 4:
-        raise ValueError(f"positions: expected (T, J, 3) with T >= 4, got {tuple(positions.shape)}")
-    p = positions.double()
-    jerk = p[3:] - 3 * p[2:-1] + 3 * p[1:-2] - p[:-3]
-    return jerk.norm(dim=-1).mean(-1) * fps**3
-
-
-def seam_jitter(positions: torch.Tensor, boundaries, fps: float = MODEL_FPS) -> dict[str, float]:
-    """Jitter next to window seams vs inside windows.
-
-    positions: (T, J, 3); boundaries: frame indices b where a window starts or ends
-    (a seam between frames b-1 and b). A jerk stencil t..t+3 touches the seam when
-    b-3 <= t <= b-1. returns {"seam", "interior"} mean jitter (m/s^3) and their "ratio".
-    """
-    prof = jerk_profile(positions, fps)
-    mask = torch.zeros(prof.shape[0], dtype=torch.bool)
-    for b in boundaries:
-        mask[max(0, b - 3):max(0, min(prof.shape[0], b))] = True
-    if not mask.any() or mask.all():
-        raise ValueError("boundaries: need both frames next to seams and frames away from them")
-    seam, interior = prof[mask].mean().item(), prof[~mask].mean().item()
-    return {"seam": seam, "interior": interior, "ratio": seam / max(interior, 1e-12)}
-
-
-def offline_boundaries(T: int, window: int, overlap: int, first_frame: int = 0) -> list[int]:
-    """Frames where offline windows start or end inside a sequence of T condition rows,
-    shifted by ``first_frame`` (1 when the rows are tracking frames 1..T)."""
-    starts = window_starts(T, window, overlap)
-    inner = {s for s in starts if s > 0} | {s + window for s in starts if s + window < T}
-    return sorted(b + first_frame for b in inner)
-
-
-__all__ = [
-    "predict_sequence", "predict_motion", "window_noise", "window_starts", "blend_weights",
-    "jerk_profile", "seam_jitter", "offline_boundaries", "normalize_rot6d",
-]
+__all__ = ["predict_sequence", "predict_motion", "window_starts", "blend_weights", "MODES", "DEFAULT_BATCH_SIZE"]

@@ -7,8 +7,9 @@ constant: a ring buffer of ``window`` condition rows.
 Per ``push`` (frames are expected at the model rate, 60 Hz; the condition's velocities
 are per frame, so a stream at another rate must be resampled by the sender):
 
-1. the devices' native poses become SMPL joint poses in the project frame
-   (:class:`mage.inference.device.DeviceConfig`, ``frame`` + offsets);
+1. the tracking devices' native poses become SMPL joint poses in the project's
+   coordinates (:class:`mage.inference.device.DeviceConfig`: the devices' coordinate
+   ``convention`` + offsets);
 2. a lost device (``null``, missing, or NaN) holds its last valid joint pose and is
    flagged in ``Pose.lost``; the stream cannot start before all three devices have been
    seen once (``push`` raises ``ValueError`` and keeps its state);
@@ -18,16 +19,25 @@ are per frame, so a stream at another rate must be resampled by the sender):
    velocities and that row is not kept. From frame 1 on the window holds rows 1..t,
    front-padded by repeating row 1 until it is full (``Pose.padded``): exactly
    ``predict_sequence(mode="online")`` on ``Tracking.condition()``;
-4. one DDIM sample of the window with the fixed noise of ``seed``; the last frame's
-   local rotations are placed so that the head joint is on the tracked head.
+4. one DDIM sample of the window with the fixed noise of ``seed`` (the same noise as
+   ``predict_sequence``, every sampled state of every design); its last row, carried by
+   the online consistency rule (``consistency``, :data:`mage.inference.sequence.
+   ONLINE_CONSISTENCY`: plus lambda times the previous output minus the window's own
+   estimate of the previous frame), gives the local rotations, placed so that the head
+   joint is on the tracked head.
 
 Threads: the Streamer leaves them to the caller (``torch.set_num_threads``, or
 ``OnnxMageModel(path, threads=...)``). One is usually best for batch 1 on a small CPU
 that other programs share; ``mage serve`` defaults to 1 (benchmarks/latency).
 
-Backends: ``"torch"`` (a MageModel) or ``"onnx"`` (an onnxruntime session, a path to
-a file written by ``mage export`` or an ``OnnxMageModel``: the sampler graph, or the
-denoiser graph with the DDIM loop of :class:`mage.inference.onnx_export.OnnxMageModel`).
+Backends: ``"torch"`` (a MageModel, sampled by its pipeline) or ``"onnx"`` (an
+onnxruntime session, a path to a file written by ``mage export`` or an
+``OnnxMageModel``: the sampler graph, or the denoiser graph run by the same pipeline
+loop, :mod:`mage.model.pipeline`).
+
+Names: a tracking *message* (one :class:`TrackingFrame` or its JSON dict) goes in; a
+:class:`Pose` with its frame ``index`` comes out; the tracking ``devices``
+(:class:`DeviceConfig`) are not the ``torch_device`` the model computes on.
 """
 
 from __future__ import annotations
@@ -38,14 +48,16 @@ import numpy as np
 import torch
 
 from mage.core import rotations as rot
+from mage.core.constants import CONDITION_DIM, HEAD_JOINT
 from mage.core.kinematics import place_by_head
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import sparse_condition
 from mage.inference import MODEL_FPS
 from mage.inference.device import DEVICES, DeviceConfig
-from mage.inference.sequence import model_device, window_noise
+from mage.inference.sequence import ONLINE_CONSISTENCY, carry_consistency, check_consistency
 from mage.inference.tracking_log import TrackingFrame, joint_poses
 from mage.inference.writers import pose_record
+from mage.model.pipeline import as_sampler, model_device
 
 BACKENDS = ("torch", "onnx")
 LATENCY_FRAMES = 0
@@ -55,14 +67,14 @@ LATENCY_FRAMES = 0
 class Pose:
     """The full-body pose of one frame.
 
-    frame: index since the start (or the last reset); rotations: (22, 4) local joint
+    index: frame index since the start (or the last reset); rotations: (22, 4) local joint
     rotations, quaternions (x, y, z, w), joint 0 = root orientation in the world;
     positions: (22, 3) world joint positions (metres, z-up); trans: (3,) SMPL root
     translation; lost: (3,) bool, head/left/right held from an earlier frame;
     padded: the window was not yet full (fewer than ``window`` frames seen).
     """
 
-    frame: int
+    index: int
     rotations: np.ndarray
     positions: np.ndarray
     trans: np.ndarray
@@ -73,26 +85,30 @@ class Pose:
     def to_dict(self, decimals: int = 6) -> dict:
         """JSON-ready dict: the fields of a frame of the JSON motion format
         (:func:`mage.inference.writers.pose_record`) plus timestamp, lost, padded."""
-        out = pose_record(self.frame, self.rotations, self.positions, self.trans, MODEL_FPS, decimals)
+        out = pose_record(self.index, self.rotations, self.positions, self.trans, MODEL_FPS, decimals)
         out.update(timestamp=self.timestamp, lost=dict(zip(DEVICES, self.lost)), padded=self.padded)
         return out
 
 
 class Streamer:
-    """Stateful causal inference: ``pose = streamer.push(frame)`` once per tracking frame.
+    """Stateful causal inference: ``pose = streamer.push(message)`` once per tracking frame.
 
     model_or_session: a MageModel (backend "torch"), or an onnxruntime session, a path
     to an ``.onnx`` from ``mage export`` or an OnnxMageModel (backend "onnx").
     steps: DDIM steps (default: the model's); seed: the fixed initial noise.
-    frame: device frame ("zup", "openxr", "unity"), or pass ``device`` (a DeviceConfig,
-    with offsets); skeleton: for placing the pose (default SMPL neutral).
+    convention: the tracking devices' coordinate convention ("zup", "openxr", "unity"),
+    or pass ``devices`` (a DeviceConfig: convention and device-to-joint offsets);
+    skeleton: for placing the pose (default SMPL neutral); precision: "fp32" (default),
+    "bf16" or "int8" for the torch backend (:data:`mage.model.pipeline.PRECISIONS`:
+    approximations with a measured accuracy cost).
     """
 
     latency_frames = LATENCY_FRAMES
 
     def __init__(self, model_or_session, backend: str = "torch", steps: int | None = None,
-                 seed: int = 0, frame: str = "zup", device: DeviceConfig | None = None,
-                 skeleton: Skeleton | None = None):
+                 seed: int = 0, convention: str = "zup", devices: DeviceConfig | None = None,
+                 skeleton: Skeleton | None = None, precision: str = "fp32",
+                 consistency: float = ONLINE_CONSISTENCY):
         if backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "torch":
@@ -106,29 +122,34 @@ class Streamer:
 
             self.model = model_or_session if isinstance(model_or_session, OnnxMageModel) \
                 else OnnxMageModel(model_or_session, steps)
+        self.sampler = as_sampler(self.model, precision)  # the pipeline (or the ONNX sampler graph)
+        self.consistency = check_consistency(consistency)
         self.steps = steps
-        self._device = model_device(self.model)
-        if device is not None and frame != "zup" and device.frame != frame:
-            raise ValueError(f"frame={frame!r} contradicts device.frame={device.frame!r}; pass one of them")
-        self.device = device or DeviceConfig(frame)
+        self.torch_device = model_device(self.model)
+        if devices is not None and convention != "zup" and devices.frame != convention:
+            raise ValueError(f"convention={convention!r} contradicts devices.frame={devices.frame!r}; "
+                             "pass one of them")
+        self.devices = devices or DeviceConfig(convention)
         self.skeleton = skeleton or Skeleton.smpl22()
-        self.window = int(self.model.window)
-        self._noise = window_noise(self.window, seed)[None].to(self._device)  # (1, N, 22, 6)
+        self.window = int(self.sampler.window)
+        # {scale: (N, n, d)}: one draw of ``seed`` for every frame, as predict_sequence
+        self._noise = {s: z.to(self.torch_device) for s, z in self.sampler.draw_noise(seed).items()}
         self.reset()
 
     def reset(self) -> None:
         """Forget the past: the next push is frame 0 again."""
-        self._buffer = torch.zeros(self.window, 54)  # ring of condition rows (oldest first)
+        self._buffer = torch.zeros(self.window, CONDITION_DIM)  # ring of condition rows (oldest first)
         self._rows = 0  # condition rows seen (frames - 1)
         self._frames = 0
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # joint R (3,3,3), p (3,3)
+        self._output: torch.Tensor | None = None  # the previous kept row's raw 6D output (22, 6)
 
     @property
     def frames_seen(self) -> int:
         return self._frames
 
-    def _joint_pose(self, f: TrackingFrame) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        R, p, valid = joint_poses(self.device, f.positions, f.quaternions)
+    def _joint_pose(self, message: TrackingFrame) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        R, p, valid = joint_poses(self.devices, message.positions, message.quaternions)
         if self._last is None and not valid.all():
             missing = [d for d, v in zip(DEVICES, valid) if not v]
             raise ValueError(f"no valid pose yet for {', '.join(missing)}: the stream starts at the "
@@ -139,10 +160,10 @@ class Streamer:
             p = torch.where(keep[:, None], p, self._last[1])
         return R, p, valid
 
-    def push(self, frame: TrackingFrame | dict) -> Pose:
-        """Add one tracking frame (a TrackingFrame or its JSON dict) -> the pose of it."""
-        f = frame if isinstance(frame, TrackingFrame) else TrackingFrame.from_dict(frame)
-        R, p, valid = self._joint_pose(f)
+    def push(self, message: TrackingFrame | dict) -> Pose:
+        """Add one tracking message (a TrackingFrame or its JSON dict) -> the pose of its frame."""
+        msg = message if isinstance(message, TrackingFrame) else TrackingFrame.from_dict(message)
+        R, p, valid = self._joint_pose(msg)
         R_prev, p_prev = self._last if self._last is not None else (R, p)
         row = sparse_condition(torch.stack([R_prev, R]), torch.stack([p_prev, p]))[0].float()  # (54,)
         if self._last is None:
@@ -156,19 +177,23 @@ class Streamer:
             self._rows += 1
             window = self._buffer
         with torch.inference_mode():
-            d6 = self.model.sample(window[None].to(self._device), steps=self.steps, noise=self._noise)
-        d6 = d6[0, -1].cpu()  # (22, 6)
+            d6 = self.sampler.sample(window[None].to(self.torch_device), noise=self._noise, steps=self.steps)
+        d6 = d6[0, -2:].cpu()  # (2, 22, 6): estimates of the previous and of this frame
+        if self._rows > 0:  # a kept row (frame 0's own window is not one: predict_sequence has no row for it)
+            d6 = self._output = carry_consistency(d6[1], d6[0], self._output, self.consistency)
+        else:
+            d6 = d6[1]
         R_local = rot.rot6d_to_matrix(d6.double())
-        fk, trans = place_by_head(R_local, p[0], self.skeleton)
+        fk, trans = place_by_head(R_local, p[0], self.skeleton, HEAD_JOINT)
         self._last = (R, p)
         pose = Pose(
-            frame=self._frames,
+            index=self._frames,
             rotations=rot.matrix_to_quaternion(R_local).numpy(),
             positions=fk.positions.numpy(),
             trans=trans.numpy(),
             lost=tuple(bool(not v) for v in valid),
             padded=self._rows < self.window,
-            timestamp=f.timestamp,
+            timestamp=msg.timestamp,
         )
         self._frames += 1
         return pose

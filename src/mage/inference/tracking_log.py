@@ -3,7 +3,10 @@
 A tracking log is what a VR application records: for each sample a timestamp and the
 6-DoF pose of the headset and both controllers, in the runtime's native frame (chosen
 with ``frame``, see :mod:`mage.inference.device`). Units: seconds and metres;
-quaternions are (x, y, z, w).
+quaternions are (x, y, z, w). Timestamps in milliseconds, microseconds or nanoseconds
+(OpenXR ``XrTime``) are recognised from the median sample spacing and converted, with a
+warning (:func:`mage.core.limits.timestamp_scale`); text files may start with a UTF-8
+byte-order mark (Excel's "CSV UTF-8").
 
 CSV schema (a header row, then one row per sample; column order is free, extra columns
 are ignored; an empty cell or ``nan`` marks a lost device for that sample)::
@@ -20,7 +23,19 @@ FRAME is the same object the streaming server accepts::
      "left":  {"position": [...], "quaternion": [...]},
      "right": null}
 
-A missing or ``null`` device (or one with NaN values) is lost for that sample.
+**Lost devices, one rule for both formats** (and for the streaming server): a device is
+lost for a sample when it is missing or ``null`` (JSON), has an empty or ``nan`` cell
+(CSV), has any NaN or infinite value, has a zero quaternion (an all-zero pose is how
+several runtimes write "lost"), a quaternion norm outside
+``QUAT_NORM_MIN..QUAT_NORM_MAX`` or a position farther than ``MAX_POSITION_M`` along an
+axis (:mod:`mage.core.limits`). Lost samples are filled as below; they never reach the
+network.
+
+Bounds (:mod:`mage.core.limits`, checked before anything is allocated): the median
+sample rate must be 4 to 2000 Hz in some unit, no two samples may be more than
+``MAX_LOG_GAP_S`` (60 s) apart and a log may span at most ``MAX_LOG_DURATION_S`` (6 h).
+Every problem of a file is a one-line ``ValueError`` naming the file (and line / frame
+and field).
 
 Cleaning (:func:`to_tracking`), after the frame conversion of each valid sample:
 
@@ -47,6 +62,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mage.core import limits
 from mage.core import rotations as rot
 from mage.core.atomic import atomic_write
 from mage.core.tracking import Tracking
@@ -58,14 +74,22 @@ CSV_COLUMNS: tuple[str, ...] = ("timestamp",) + tuple(
 )
 
 
+def _number(v) -> float:
+    """A JSON number as a float; integers too large for a float become +-inf."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 def _numbers(value, n: int, name: str) -> np.ndarray:
     if not isinstance(value, (list, tuple)) or len(value) != n:
-        raise ValueError(f"{name}: expected a list of {n} numbers, got {value!r}")
+        raise ValueError(f"{name}: expected a list of {n} numbers, got {limits.quote(value)}")
     out = np.empty(n)
     for i, v in enumerate(value):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"{name}: expected a list of {n} numbers, got {value!r}")
-        out[i] = v
+            raise ValueError(f"{name}: expected a list of {n} numbers, got {limits.quote(value)}")
+        out[i] = _number(v)
     return out
 
 
@@ -92,14 +116,14 @@ class TrackingFrame:
 
     @property
     def valid(self) -> np.ndarray:
-        """(3,) bool: device tracked (finite pose, non-zero quaternion)."""
+        """(3,) bool: device tracked (the rule of the module docstring)."""
         return valid_mask(self.positions, self.quaternions)
 
     @classmethod
     def from_dict(cls, d) -> "TrackingFrame":
         """Parse the JSON frame object (schema in the module docstring); clear errors."""
         if not isinstance(d, dict):
-            raise ValueError(f"frame: expected a JSON object, got {type(d).__name__}")
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
         p = np.full((3, 3), np.nan)
         q = np.full((3, 4), np.nan)
         for i, dev in enumerate(DEVICES):
@@ -109,15 +133,14 @@ class TrackingFrame:
             if not isinstance(pose, dict) or "position" not in pose or "quaternion" not in pose:
                 raise ValueError(
                     f"{dev}: expected null or an object with 'position' [x, y, z] and "
-                    f"'quaternion' [x, y, z, w], got {pose!r}"
+                    f"'quaternion' [x, y, z, w], got {limits.quote(pose)}"
                 )
             p[i] = _numbers(pose["position"], 3, f"{dev}.position")
             q[i] = _numbers(pose["quaternion"], 4, f"{dev}.quaternion")
-            if np.isfinite(q[i]).all() and np.linalg.norm(q[i]) < 1e-8:
-                raise ValueError(f"{dev}.quaternion: zero-length quaternion (send null for a lost device)")
         t = d.get("timestamp")
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
-            raise ValueError(f"timestamp: expected a finite number of seconds, got {t!r}")
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
+                              or not math.isfinite(_number(t))):
+            raise ValueError(f"timestamp: expected a finite number of seconds, got {limits.quote(t)}")
         return cls(p, q, None if t is None else float(t))
 
     def to_dict(self) -> dict:
@@ -131,10 +154,19 @@ class TrackingFrame:
 
 
 def valid_mask(positions: np.ndarray, quaternions: np.ndarray) -> np.ndarray:
-    """(..., 3) bool from positions (..., 3, 3) and quaternions (..., 3, 4)."""
+    """(..., 3) bool from positions (..., 3, 3) and quaternions (..., 3, 4): tracked, by
+    the lost-device rule of the module docstring (finite, position within
+    MAX_POSITION_M, quaternion norm within QUAT_NORM_MIN..QUAT_NORM_MAX)."""
+    positions, quaternions = np.asarray(positions), np.asarray(quaternions)
     finite = np.isfinite(positions).all(-1) & np.isfinite(quaternions).all(-1)
-    with np.errstate(invalid="ignore"):
-        return finite & (np.linalg.norm(np.where(np.isfinite(quaternions), quaternions, 0), axis=-1) > 1e-8)
+    with np.errstate(invalid="ignore", over="ignore"):
+        near = (np.abs(np.where(np.isfinite(positions), positions, 0)) <= limits.MAX_POSITION_M).all(-1)
+        # Scale before the norm so that 1e300 does not overflow to inf (norm 0 stays 0).
+        qf = np.where(np.isfinite(quaternions), quaternions, 0)
+        big = np.abs(qf).max(-1, keepdims=True)
+        norm = np.linalg.norm(qf / np.where(big > 0, big, 1), axis=-1) * big[..., 0]
+        unit_ish = (norm >= limits.QUAT_NORM_MIN) & (norm <= limits.QUAT_NORM_MAX)
+    return finite & near & unit_ish
 
 
 def joint_poses(device: DeviceConfig, positions, quaternions) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -190,6 +222,8 @@ class TrackingLog:
 
     @classmethod
     def from_frames(cls, frames: list[TrackingFrame], source: str = "") -> "TrackingLog":
+        if not frames:
+            raise ValueError(f"{source or 'frames'}: no frames")
         missing = [i for i, f in enumerate(frames) if f.timestamp is None]
         if missing:
             raise ValueError(f"{source or 'frames'}: frame {missing[0]} has no 'timestamp'")
@@ -198,28 +232,55 @@ class TrackingLog:
 
 
 def read_tracking_log(path: str | Path) -> TrackingLog:
-    """Read a ``.csv`` or ``.json`` tracking log (schemas in the module docstring)."""
+    """Read a ``.csv`` or ``.json`` tracking log (schemas in the module docstring).
+
+    Timestamps in ms, us or ns are converted to seconds (with a warning); a log whose
+    sample spacing fits no unit is refused (:func:`mage.core.limits.timestamp_scale`).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: tracking log not found")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read_csv(path)
-    if suffix == ".json":
-        return _read_json(path)
-    raise ValueError(f"{path}: unknown tracking log type {suffix!r} (expected .csv or .json)")
+        log = _read_csv(path)
+    elif suffix == ".json":
+        log = _read_json(path)
+    else:
+        raise ValueError(f"{path}: unknown tracking log type {limits.quote(suffix)} (expected .csv or .json)")
+    factor, unit = limits.timestamp_scale(log.timestamps, str(path))
+    if factor != 1.0:
+        warnings.warn(f"{path}: timestamps read as {unit} (from the sample spacing) and "
+                      "converted to seconds", stacklevel=2)
+        log = TrackingLog(log.timestamps * factor, log.positions, log.quaternions, log.source)
+    return log
+
+
+def _read_text(path: Path) -> str:
+    """The file as text: UTF-8, a byte-order mark ignored; other bytes: a clean error."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ValueError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                         "save the file as UTF-8") from None
 
 
 def _read_csv(path: Path) -> TrackingLog:
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
+    import io
+
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    rows = []
+    line = 1  # first line of the row being read
+    try:
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in CSV_COLUMNS if c not in header]
         if missing:
             raise ValueError(f"{path}: missing CSV column(s) {', '.join(missing)} (see mage.inference.tracking_log)")
         cols = [header.index(c) for c in CSV_COLUMNS]
-        rows = []
-        for line_no, row in enumerate(reader, start=2):
+        line = reader.line_num + 1  # first line of the next row
+        for row in reader:
+            line, first = reader.line_num + 1, line
             if not any(cell.strip() for cell in row):
                 continue
             values = []
@@ -228,8 +289,11 @@ def _read_csv(path: Path) -> TrackingLog:
                 try:
                     values.append(float(cell) if cell else math.nan)
                 except ValueError:
-                    raise ValueError(f"{path}: line {line_no}, column {name}: not a number: {cell!r}") from None
+                    raise ValueError(f"{path}: line {first}, column {name}: not a number: "
+                                     f"{limits.quote(cell)}") from None
             rows.append(values)
+    except csv.Error as err:  # e.g. a field over the csv module's size limit
+        raise ValueError(f"{path}: line {line}: not valid CSV ({limits.quote(str(err), 120)})") from None
     if not rows:
         raise ValueError(f"{path}: no data rows")
     a = np.asarray(rows)
@@ -237,14 +301,33 @@ def _read_csv(path: Path) -> TrackingLog:
     return TrackingLog(a[:, 0], per_dev[..., :3], per_dev[..., 3:], str(path))
 
 
+def parse_json(text: str):
+    """``json.loads`` for untrusted text: any parser failure (syntax, nesting too deep,
+    an integer beyond Python's digit limit) is a ValueError with a short message.
+    Integers of more than 18 digits become floats (+-inf beyond the float range)."""
+    def parse_int(s: str):
+        return int(s) if len(s) <= 18 else float(s)  # float() of digits: at most inf
+
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ValueError(f"not valid JSON ({limits.quote(str(err), 120)})") from None
+
+
 def _read_json(path: Path) -> TrackingLog:
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        data = parse_json(_read_text(path))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     frames = data.get("frames") if isinstance(data, dict) else data
     if not isinstance(frames, list):
         raise ValueError(f"{path}: expected {{\"frames\": [...]}} or a list of frames")
+    if not frames:
+        raise ValueError(f"{path}: no frames")
     parsed = []
     for i, f in enumerate(frames):
         try:
@@ -311,7 +394,15 @@ def to_tracking(
     device = device or DeviceConfig()
     if max_gap < 0 or blend < 0:
         raise ValueError(f"max_gap and blend must be >= 0, got {max_gap} and {blend}")
+    where = log.source or "tracking log"
+    fps = limits.check_fps(fps, "fps")
     t = log.timestamps
+    # Bound the work by the data before allocating anything: seconds, no huge jump.
+    factor, unit = limits.timestamp_scale(t, where)
+    if factor != 1.0:
+        raise ValueError(f"{where}: timestamps look like {unit}; they must be seconds "
+                         "(read_tracking_log converts files)")
+    limits.check_log_span(t, where)
     n_out = math.floor((t[-1] - t[0]) * fps + 1e-6) + 1
     grid = t[0] + np.arange(n_out) / fps
     R_all, p_all, valid = joint_poses(device, log.positions, log.quaternions)  # all samples at once
@@ -321,7 +412,12 @@ def to_tracking(
     for d, name in enumerate(DEVICES):
         rows = np.flatnonzero(valid[:, d])
         if rows.size == 0:
-            raise ValueError(f"{log.source or 'tracking log'}: device '{name}' has no valid sample")
+            finite = np.isfinite(log.positions[:, d]).all(-1) & np.isfinite(log.quaternions[:, d]).all(-1)
+            why = ""
+            if finite.any():
+                why = (f" ({int(finite.sum())} sample(s) with a zero / absurd quaternion or a position "
+                       f"beyond {limits.MAX_POSITION_M:g} m count as lost)")
+            raise ValueError(f"{where}: device '{name}' has no valid sample{why}")
         R_v, p_v, tv = R_all[rows, d], p_all[rows, d], t[rows]
         # Bracketing valid samples of each output time; before the first / after the
         # last valid sample both indices are the same sample (hold).
@@ -346,7 +442,7 @@ def to_tracking(
         if t[-1] - tv[-1] > max_gap:
             gaps.append(Gap(name, float(tv[-1]), None))
     for g in gaps:
-        warnings.warn(f"{log.source or 'tracking log'}: {g.describe(max_gap)}", stacklevel=2)
+        warnings.warn(f"{where}: {g.describe(max_gap)}", stacklevel=2)
     return Tracking(R_out.float(), p_out.float(), fps), gaps
 
 
