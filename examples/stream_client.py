@@ -1,6 +1,6 @@
 """Stream tracking frames to ``mage serve`` and print the round-trip latency.
 
-    mage serve --ckpt mage-small --port 8765 &
+    mage serve --port 8765 &                                                   # the bundled model
     python examples/stream_client.py --url ws://127.0.0.1:8765                 # synthetic walk
     python examples/stream_client.py --input session.csv --frame openxr       # a tracking log
     python examples/stream_client.py --input walk.bvh --frames 600 --rate 0   # as fast as possible
@@ -86,15 +86,19 @@ async def stream(url: str, frames: list[dict], rate: float = 60.0) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[2],
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="ws://127.0.0.1:8765")
     p.add_argument("--input", help="tracking log (.csv/.json) or motion file; default: a synthetic walk")
     p.add_argument("--frames", type=int, default=600, help="frames to send (default 600 = 10 s)")
     p.add_argument("--rate", type=float, default=60.0, help="frames per second to send (0 = no pacing)")
     p.add_argument("--frame", default="zup", help="device frame to send motion/synthetic data in")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     frames = file_frames(args.input, args.frame) if args.input else synthetic_frames(args.frames, args.frame)
     summary = asyncio.run(stream(args.url, frames[: args.frames], args.rate))
     lat = summary["latency_ms"]

@@ -8,6 +8,7 @@ from matplotlib.colors import to_rgb
 from mage.demo.synthetic import synthetic_motion
 from mage.viz import render
 from mage.viz.render import SkeletonRenderer, render_frame, render_motion
+from mage.viz.style import PREDICTION, REFERENCE, TRACKER
 
 SIZE = (320, 240)
 
@@ -74,18 +75,42 @@ def test_camera_follows_the_pelvis(motion):
 def test_error_colours(motion, layout):
     pred = motion.joint_positions().numpy().copy()
     pred[:, 21] += [0.0, 0.0, 0.25]  # right wrist 25 cm off, every other joint exact
-    with SkeletonRenderer(pred, motion, layout=layout, size=(480, 240), error_max_cm=20) as r:
+    with SkeletonRenderer(pred, motion, layout=layout, size=(480, 240), error_max_cm=20,
+                          color_by="error") as r:
         t = 30
         img = r.frame(t)
-        panel = 1 if layout == "side" else 0
+        panel = 0
         hi, lo = r.cmap(1.0)[:3], r.cmap(0.0)[:3]
         wrist = r.project(pred[t, 21], panel)[0]
         assert _near(img, wrist, np.array(hi) * 255, radius=3, tol=50)
         knee = r.project((pred[t, 4] + pred[t, 7]) / 2, panel)[0]
         assert _near(img, knee, np.array(lo) * 255, radius=3, tol=50)
         assert r.errors_cm[t, 21] == pytest.approx(25.0, abs=1e-3)
-    if layout == "side":  # the ground truth panel keeps the side colours
-        assert _count(img[:, :240], _rgb(render.LEFT_COLOR)) > 20
+    if layout == "side":  # the ground truth panel (right) keeps the reference colours
+        assert _count(img[:, 240:440], _rgb(REFERENCE["left"])) > 20
+
+
+def test_one_colour_scheme_with_legend(motion):
+    """Prediction and reference in the palettes of mage.viz.style (as in the viewer), in
+    their panels, and a legend naming both sides of both and the tracking rings."""
+    from mage.viz.viewer import viewer_data
+
+    pred = motion.joint_positions().numpy().copy()
+    pred[:, :, 0] += 0.05
+    with SkeletonRenderer(pred, motion, size=(960, 540), gt_label="ground truth") as r:
+        img = r.frame(40)
+        strip = len(r._legend_strip)
+    body, legend = img[:-strip], img[-strip:]
+    for palette, half in ((PREDICTION, body[:, :480]), (REFERENCE, body[:, 480:])):  # as the viewer
+        for side in ("left", "right"):
+            assert _count(half, _rgb(palette[side]), tol=30) > 50, (palette, side)
+    assert _count(body[:, 480:], _rgb(PREDICTION["left"]), tol=30) < 5  # no prediction colours there
+    for color in (*[PREDICTION[s] for s in ("left", "right")], *[REFERENCE[s] for s in ("left", "right")],
+                  TRACKER):
+        assert _count(legend, _rgb(color), tol=30) > 10, color
+    data = viewer_data([motion, motion], names=["prediction", "ground truth"])
+    assert data["motions"][0]["colors"] == PREDICTION and data["motions"][1]["colors"] == REFERENCE
+    assert data["tracker"]["color"] == TRACKER
 
 
 def test_render_frame_matches_renderer(motion):
@@ -168,4 +193,4 @@ def test_cli_render(motion, tmp_path, capsys):
     assert main(args + ["-o", str(tmp_path / "v.avi")]) == 2
     assert "unknown video type" in capsys.readouterr().err
     assert main(["render", str(tmp_path / "nope.npz"), "-o", str(tmp_path / "v.mp4")]) == 2
-    assert "no such motion file" in capsys.readouterr().err
+    assert "nope.npz: motion file not found" in capsys.readouterr().err

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     imp.add_argument("-o", "--out", required=True,
                      help="output .npz for one file, or a folder (one <name>.npz per file)")
     _add_rig_and_model(imp)
+    imp.add_argument("--write-map", default=None, metavar="MAP.json",
+                     help="save the joint map used (e.g. the one --rig auto chose) for editing; "
+                          "pass it back with --rig MAP.json")
     imp.set_defaults(func=run_import)
 
     exp = sub.add_parser("export", help="a motion file -> BVH or npz (project or AMASS layout)")
@@ -72,7 +75,8 @@ def register(subparsers) -> None:
 
 def _add_rig_and_model(p) -> None:
     p.add_argument("--rig", default="auto",
-                   help="BVH/ASF-AMC joint map: preset name or map.json (default auto-detect)")
+                   help="BVH/ASF-AMC joint map: preset name or map.json (default auto: a "
+                        "matching preset, else a map found from the skeleton)")
     p.add_argument("--body-model", default=None, metavar="PATH",
                    help="SMPL-H model.npz or folder with {male,female,neutral}/model.npz (AMASS)")
 
@@ -92,18 +96,51 @@ def run_import(args) -> int:
         dup = {t for t in targets if targets.count(t) > 1}
         if dup:
             raise CLIError(f"several inputs would write {sorted(map(str, dup))[0]}; import them separately")
+    if args.write_map is not None and len(files) != 1:
+        raise CLIError(f"--write-map {args.write_map}: give exactly one input file")
     failed = 0
     for src, dst in zip(files, targets):
         try:
             motion = load_motion(src, rig=args.rig, body_model=args.body_model)
             motion.save(dst)
+            if args.write_map is not None:
+                _write_map(motion, args.write_map)
         except (ValueError, FileNotFoundError) as err:
             failed += 1
-            print(f"failed: {src}: {err}")
+            from mage.cli.main import report_error
+
+            report_error(err, src)  # the one error format; the other files go on
             continue
         print(f"{src} -> {dst} ({motion.num_frames} frames, {motion.fps:g} fps, "
               f"rig {motion.meta.get('rig', '?')})")
     return 2 if failed else 0
+
+
+def _write_map(motion, path) -> None:
+    """Save the joint map a motion was imported with as JSON (``--rig`` reads it back)."""
+    import json
+
+    from mage.core.atomic import atomic_write
+
+    jm = motion.meta.get("joint_map")
+    if not isinstance(jm, dict) or not jm:
+        raise ValueError(f"{path}: the input has no joint map to write (not a BVH / ASF-AMC file)")
+    axes = motion.meta.get("rig_axes") or {}
+    name = str(motion.meta.get("rig", "map"))
+    if name == "auto":  # an automatic map, saved for editing: name it after its file
+        name = f"{Path(str(motion.meta.get('source', 'map'))).stem}_map"
+    d = {"name": name, "up": axes.get("up", "y"),
+         "forward": axes.get("forward", "z"), "left_handed": bool(axes.get("left_handed", False)),
+         "joints": dict(jm)}
+    if axes.get("scale") is not None:
+        d["scale"] = axes["scale"]
+    if axes.get("align_bones") is False:
+        d["align_bones"] = False
+    if axes.get("rest_axes"):
+        d["rest_axes"] = axes["rest_axes"]
+    with atomic_write(path, "w") as fh:
+        fh.write(json.dumps(d, indent=2) + "\n")
+    print(f"joint map -> {path}")
 
 
 def run_export(args) -> int:
@@ -158,6 +195,8 @@ def run_info(args) -> int:
         return _dataset_info(path)
     from mage.data.io import detect_format, load_motion
 
+    if args.body_model is None and detect_format(path) == "amass":
+        return _amass_info(path)  # the metadata needs no body model
     motion = load_motion(path, rig=args.rig, body_model=args.body_model)
     print(f"file: {path}")
     print(f"format: {detect_format(path)}")
@@ -167,11 +206,38 @@ def run_info(args) -> int:
     print(f"height: {motion_height(motion):.3f} m (head z - lowest foot z, first frame)")
     auto = " (auto-detected)" if motion.meta.get("rig_auto") else ""
     print(f"rig: {motion.meta.get('rig', 'unknown')}{auto}")
+    for key, label in (("axes", "axes"), ("unit", "unit"), ("rig_confidence", "confidence"),
+                       ("dropped_leading_frames", "dropped leading frames (calibration pose)")):
+        if motion.meta.get(key) not in (None, ""):
+            print(f"{label}: {motion.meta[key]}")
     joint_map = motion.meta.get("joint_map")
     if isinstance(joint_map, dict) and joint_map:
         print("joint map (SMPL joint <- source joint):")
         for k, v in joint_map.items():
             print(f"  {k} <- {v}")
+    return 0
+
+
+def _amass_info(path: Path) -> int:
+    """Frames, fps, duration and gender of an AMASS-style npz, read and checked as
+    mage.data.amass reads them (the joint positions, hence the height, need the SMPL-H
+    body model: --body-model)."""
+    from mage.core import limits
+    from mage.data.amass import NUM_SMPLH_POSE, _as_text, _field, _read_npz
+
+    data = _read_npz(path)
+    if "mocap_framerate" not in data:
+        raise ValueError(f"{path}: no 'mocap_framerate' field, not an AMASS motion file")
+    fps = limits.check_fps(_field(data, path, "mocap_framerate", ()), f"{path}: field 'mocap_framerate'")
+    frames = _field(data, path, "poses", (None, NUM_SMPLH_POSE)).shape[0]
+    gender = _as_text(data["gender"]) if "gender" in data else "unknown"
+    print(f"file: {path}")
+    print("format: amass")
+    print(f"frames: {frames}")
+    print(f"fps: {fps:g}")
+    print(f"duration: {frames / fps:.2f} s")
+    print(f"gender: {gender}")
+    print("height: needs the SMPL-H body model (--body-model PATH)")
     return 0
 
 
@@ -183,6 +249,11 @@ def _dataset_info(root: Path) -> int:
     for split in ds.splits:
         ids = ds.ids(split)
         frames = sum(ds.info(i)["frames"] for i in ids)
-        print(f"  {split}: {len(ids)} sequences, {frames} frames, {frames / ds.fps / 60:.2f} min")
+        print(f"  {split}: {len(ids)} clips, {frames} frames, {frames / ds.fps / 3600:.2f} h "
+              f"({frames / ds.fps / 60:.2f} min)")
+    from mage.data.build import licence_summary
+
+    for licence, hours in licence_summary(ds.manifest).items():
+        print(f"  licence {licence}: " + ", ".join(f"{k} {v:.2f} h" for k, v in hours.items()))
     print(f"  failures: {len(ds.manifest.get('failures', []))}")
     return 0

@@ -1,14 +1,31 @@
 """``mage eval``: score a checkpoint (or a baseline) on a processed data set's split.
 
-    mage eval --ckpt runs/mage-small --data data/amass_p1 --split test --out reports/p1
-    mage eval --baseline mean-pose --data data/amass_p1 --out reports/p1-mean-pose
+examples:
+    mage eval --data data/cmu-mini --out reports/full-small       # the bundled default model
+    mage eval --ckpt runs/small --data data/amass-p1 --split test --out reports/p1 --seeds 0 1 2
+    mage eval --baseline mean-pose --data data/amass-p1 --out reports/p1-mean-pose
 
-Writes metrics.json, report.md and per_sequence.csv into --out (see mage.evaluate.report).
+Predicts every sequence of a split, places the predictions by the tracked head, and
+reports MPJRE (deg), MPJPE (cm), MPJVE (cm/s), Jitter (10^2 m/s^3), H-PE, U-PE, L-PE,
+Root-PE (cm), averaged per sequence. Writes metrics.json, report.md and
+per_sequence.csv into --out (see mage.evaluate.report).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from mage.cli.common import (
+    ExamplesHelpFormatter,
+    add_ckpt_argument,
+    add_threads_argument,
+    check_device,
+    check_threads,
+    checkpoint_folder,
+    describe,
+    output_folder,
+    set_threads,
+)
 
 BASELINE_CHOICES = ("mean-pose", "copy-tracked")  # = mage.evaluate.baselines.BASELINES
 
@@ -16,13 +33,10 @@ BASELINE_CHOICES = ("mean-pose", "copy-tracked")  # = mage.evaluate.baselines.BA
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate a checkpoint or a baseline on the community protocol",
-        description="Predict every sequence of a split, place predictions by the tracked "
-                    "head, and report MPJRE (deg), MPJPE (cm), MPJVE (cm/s), Jitter "
-                    "(10^2 m/s^3), H-PE, U-PE, L-PE, Root-PE (cm), averaged per sequence.",
+        description=describe(__doc__), formatter_class=ExamplesHelpFormatter,
     )
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--ckpt", metavar="RUN_OR_NAME",
-                      help="checkpoint: a training run folder or a pretrained name")
+    what = p.add_mutually_exclusive_group()
+    add_ckpt_argument(what)
     what.add_argument("--baseline", choices=BASELINE_CHOICES,
                       help="evaluate a trivial baseline instead of a checkpoint")
     p.add_argument("--data", required=True, metavar="DIR", help="processed data set folder")
@@ -40,6 +54,7 @@ def register(subparsers) -> None:
                    help="split the mean-pose baseline averages (default: train)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate only the first N sequences (smoke tests)")
+    add_threads_argument(p, "offline")
     p.set_defaults(func=run)
 
 
@@ -59,7 +74,6 @@ def _device(name: str):
 
 def run(args) -> int:
     from mage.cli.main import CLIError
-    from mage.evaluate.report import comparison_table, write_report
 
     data = Path(args.data)
     if not data.is_dir():
@@ -69,6 +83,14 @@ def run(args) -> int:
         raise ValueError(f"--steps: expected a positive number of sampler steps, got {args.steps}")
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds: repeated seed(s) in {args.seeds}")
+    output_folder(args.out)
+    check_threads(args.threads)
+    check_device(args.device)
+    ckpt = None if args.baseline else checkpoint_folder(args.ckpt)
+
+    from mage.evaluate.report import comparison_table, write_report
+
+    set_threads(args.threads)
     device = _device(args.device)
     try:
         from mage.data.dataset import ProcessedDataset
@@ -87,10 +109,11 @@ def run(args) -> int:
     else:
         from mage.evaluate.protocol import model_predict_fn
 
-        from mage.inference.pretrained import load_pretrained
+        from mage.cli.common import DEFAULT_CHECKPOINT, load_model
 
-        model = load_pretrained(args.ckpt, device=str(device))  # name, checkpoint or run folder
-        settings = {"checkpoint": args.ckpt, "mode": args.mode,
+        name = args.ckpt or DEFAULT_CHECKPOINT
+        model = load_model(ckpt, device=str(device))  # name, checkpoint or run folder
+        settings = {"checkpoint": name, "mode": args.mode,
                     "steps": "default" if args.steps is None else args.steps, "device": str(device)}
         runs = []
         for seed in args.seeds:
@@ -98,7 +121,7 @@ def run(args) -> int:
                 predict = model_predict_fn(model, args.mode, args.steps, seed)
             except ImportError as err:
                 raise CLIError(f"cannot predict: mage.inference.sequence is unavailable ({err})") from None
-            runs.append(evaluate(predict, dataset, args.split, method=str(args.ckpt), seed=seed,
+            runs.append(evaluate(predict, dataset, args.split, method=str(name), seed=seed,
                                  settings=settings, limit=args.limit))
         result = combine_seeds(runs)
     paths = write_report(result, args.out)

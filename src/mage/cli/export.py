@@ -1,6 +1,9 @@
 """``mage export``: ONNX files of a checkpoint, checked against PyTorch in onnxruntime.
 
-    mage export --ckpt mage-small --onnx mage-small.onnx
+examples:
+    mage export --onnx full-small.onnx                 # the bundled default model
+    mage export --ckpt runs/small --onnx small.onnx --steps 4
+    mage export --onnx denoiser.onnx --no-sampler
 
 Writes the denoiser (one network call, condition normalisation included) to --onnx and,
 unless --no-sampler, the whole K-step DDIM sampler (steps unrolled, noise as an input)
@@ -11,33 +14,40 @@ mage.inference.onnx_export.
 
 from __future__ import annotations
 
-from pathlib import Path
+from mage.cli.common import ExamplesHelpFormatter, add_ckpt_argument, add_threads_argument, describe
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a checkpoint to ONNX (denoiser + sampler)",
-                              description=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--ckpt", required=True, metavar="NAME_OR_PATH", help="checkpoint name or folder")
+                              description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
+    add_ckpt_argument(p)
     p.add_argument("--onnx", required=True, metavar="FILE", help="denoiser .onnx to write")
     p.add_argument("--sampler", metavar="FILE", help="sampler .onnx to write (default FILE.sampler.onnx)")
     p.add_argument("--no-sampler", action="store_true", help="export the denoiser only")
     p.add_argument("--steps", type=int, metavar="K", help="sampler DDIM steps (default: the model's)")
     p.add_argument("--atol", type=float, default=1e-4, help="max |onnxruntime - PyTorch| (default 1e-4)")
+    add_threads_argument(p, "offline")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from mage.cli.common import check_threads, checkpoint_folder, load_model, output_file, set_threads
     from mage.cli.main import CLIError
-    from mage.inference.onnx_export import compare_with_torch, export_onnx, onnx_session
-    from mage.inference.pretrained import load_pretrained
 
-    out = Path(args.onnx)
-    if out.suffix.lower() != ".onnx":
-        raise CLIError(f"--onnx {out}: expected a .onnx file name")
-    model = load_pretrained(args.ckpt)
+    check_threads(args.threads)
+    out = output_file(args.onnx, (".onnx",), "ONNX")
     jobs = [("denoiser", out)]
     if not args.no_sampler:
-        jobs.append(("sampler", Path(args.sampler) if args.sampler else out.with_suffix(".sampler.onnx")))
+        sampler = output_file(args.sampler, (".onnx",), "ONNX") if args.sampler else out.with_suffix(".sampler.onnx")
+        jobs.append(("sampler", sampler))
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
+    ckpt = checkpoint_folder(args.ckpt)
+
+    from mage.inference.onnx_export import compare_with_torch, export_onnx, onnx_session
+
+    set_threads(args.threads)
+    model = load_model(ckpt)
     for kind, path in jobs:
         export_onnx(model, path, kind, steps=args.steps)
         diff = compare_with_torch(model, onnx_session(path))

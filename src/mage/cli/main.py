@@ -31,10 +31,39 @@ class CLIError(Exception):
     """An error to report to the user in one line (exit code 2), without a traceback."""
 
 
+def error_line(message: object, path: object = None) -> str:
+    """The one format of every error the ``mage`` command prints: ``mage: error: ...``,
+    naming the file first when there is one (``mage: error: walk.bvh: ...``)."""
+    text = str(message)
+    if path is not None and not text.startswith(str(path)):
+        text = f"{path}: {text}"
+    return f"mage: error: {text}"
+
+
+def report_error(message: object, path: object = None) -> None:
+    """Print :func:`error_line` to stderr (for errors a command reports and survives,
+    e.g. one failed file of several)."""
+    print(error_line(message, path), file=sys.stderr, flush=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error line (usage first, as argparse does)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        command = self.prog.removeprefix("mage").strip()
+        self.exit(2, error_line(f"{command}: {message}" if command else message) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mage",
-        description="MAGE: full-body motion from a VR headset and two controllers.",
+        description="MAGE: full-body motion from a VR headset and two controllers.\n\n"
+                    "examples:\n"
+                    "  mage demo                       # the bundled model on a synthetic input -> ./mage_demo/\n"
+                    "  mage predict --input walk.bvh -o walk_pred.npz\n"
+                    "  mage predict --help             # every command: its options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -52,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError) as err:
         # Expected user errors: one clear line, no traceback.
-        print(f"mage: error: {err}", file=sys.stderr)
+        report_error(err)
         return 2
     except KeyboardInterrupt:
         print("mage: interrupted", file=sys.stderr)

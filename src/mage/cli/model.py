@@ -1,27 +1,35 @@
 """``mage model``: the model card of a preset or checkpoint, and the list of presets.
 
+examples:
     mage model list
-    mage model info PRESET_OR_CKPT_DIR [--steps K] [--timing] [--json]
+    mage model info                        # the bundled checkpoint
+    mage model info mage-paper --timing    # a preset (random weights), timed on this CPU
+    mage model info runs/small/final --json
 """
 
 from __future__ import annotations
 
 import json
 
+from mage.cli.common import DEFAULT_CHECKPOINT, ExamplesHelpFormatter, add_threads_argument, describe
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("model", help="model card (parameters, FLOPs, memory) and presets")
+    p = subparsers.add_parser("model", help="model card (parameters, FLOPs, memory) and presets",
+                              description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
     sub = p.add_subparsers(title="model commands", metavar="MODEL_COMMAND", dest="model_command")
     p_list = sub.add_parser("list", help="list the named presets")
     p_list.set_defaults(func=run)
     p_info = sub.add_parser("info", help="parameters per stage, FLOPs and memory of a preset or checkpoint")
-    p_info.add_argument("target", metavar="PRESET_OR_CKPT_DIR",
-                        help="a preset name (see `mage model list`) or a checkpoint directory")
+    p_info.add_argument("target", metavar="PRESET_OR_CKPT", nargs="?", default=DEFAULT_CHECKPOINT,
+                        help="a preset name (see `mage model list`), a packaged checkpoint name or a "
+                             f"checkpoint / run folder (default: the bundled {DEFAULT_CHECKPOINT})")
     p_info.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the config's)")
     p_info.add_argument("--timing", action="store_true",
                         help="also time one sample() call at batch 1 and the throughput at batch 64 "
                              "on this machine's CPU (random weights suffice)")
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_threads_argument(p_info, "stream")
     p_info.set_defaults(func=run)
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -48,20 +56,31 @@ def _run_list() -> int:
 
 
 def _run_info(args) -> int:
-    from pathlib import Path
-
+    from mage.cli.common import check_threads, set_threads
     from mage.cli.main import CLIError
-    from mage.model import PRESETS, MageConfig, MageModel
-    from mage.model.card import model_card, time_sampling
-    from mage.inference.pretrained import load_pretrained
+    from mage.inference.pretrained import resolve_checkpoint
+    from mage.model.config import PRESET_DESCRIPTIONS
 
-    if args.target in PRESETS:
+    check_threads(args.threads)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
+    ckpt = None
+    if args.target not in PRESET_DESCRIPTIONS:
+        try:  # a packaged checkpoint name, a checkpoint folder or a training run folder
+            ckpt = resolve_checkpoint(args.target)
+        except FileNotFoundError as err:
+            raise CLIError(f"{args.target!r} is neither a preset ({', '.join(PRESET_DESCRIPTIONS)}) "
+                           f"nor a checkpoint: {err}") from None
+
+    from mage.inference.pretrained import load_pretrained
+    from mage.model import MageConfig, MageModel
+    from mage.model.card import model_card, time_sampling
+
+    set_threads(args.threads)
+    if ckpt is None:
         model, source = MageModel(MageConfig.preset(args.target)), f"preset {args.target} (random weights)"
     else:
-        try:  # a packaged checkpoint name, a checkpoint folder or a training run folder
-            model, source = load_pretrained(args.target), f"checkpoint {args.target}"
-        except FileNotFoundError as err:
-            raise CLIError(f"{args.target!r} is neither a preset ({', '.join(PRESETS)}) nor a checkpoint: {err}") from None
+        model, source = load_pretrained(ckpt), f"checkpoint {args.target}"
     card = model_card(model, steps=args.steps)
     timing = None
     if args.timing:

@@ -1,8 +1,9 @@
 """``mage predict``: full-body motion for a whole file, offline or online.
 
-    mage predict --ckpt mage-small --input walk.bvh -o walk_pred.npz
+examples:
+    mage predict --input walk.bvh -o walk_pred.npz                 # the bundled model
     mage predict --ckpt runs/small/final --input session.csv --frame openxr -o out.json
-    mage predict --ckpt mage-small --input motion.npz -o pred.bvh --mode online --steps 4
+    mage predict --input motion.npz -o pred.bvh --mode online --steps 4
 
 Input: a motion file (BVH, ASF/AMC, AMASS npz, the project's npz; the head and wrist
 tracking is taken from it and the motion is kept as ground truth: metrics are printed),
@@ -14,31 +15,50 @@ Output (--format, default from the extension): npz (the project's Motion), amass
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from mage.cli.common import (
+    ExamplesHelpFormatter,
+    add_ckpt_argument,
+    add_threads_argument,
+    check_device,
+    check_threads,
+    checkpoint_folder,
+    describe,
+    input_file,
+    load_model,
+    output_file,
+    set_threads,
+)
 
 LOG_SUFFIXES = (".csv", ".json")
 # Literal copies keep `mage --help` free of torch; a test checks they match
-# mage.inference.writers.FORMATS and mage.inference.device.FRAMES.
+# mage.inference.writers.FORMATS and mage.inference.device.CONVENTIONS.
 OUTPUT_FORMATS = ("npz", "amass", "bvh", "json")
-DEVICE_FRAMES = ("zup", "openxr", "unity")
+DEVICE_CONVENTIONS = ("zup", "openxr", "unity")
 
 
-def add_model_arguments(p, ckpt_required: bool = True, threads: int | None = None) -> None:
-    p.add_argument("--ckpt", required=ckpt_required, metavar="NAME_OR_PATH",
-                   help="packaged checkpoint name or checkpoint folder (config.json + model.safetensors)")
+def add_model_arguments(p, kind: str = "offline") -> None:
+    """--ckpt (default: the bundled model), --device, --steps, --seed, --threads (the
+    measured default of ``kind``: "stream" or "offline")."""
+    add_ckpt_argument(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--steps", type=int, metavar="K", help="DDIM steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fixed sampling noise (default 0)")
-    p.add_argument("--threads", type=int, metavar="N", default=threads,
-                   help=f"CPU threads for inference (default: {threads or 'all cores'}; batch-1 streaming "
-                        "gains little from more, and they slow it down when other programs share the "
-                        "CPU: see benchmarks/latency)")
+    add_threads_argument(p, kind)
+
+
+def check_model_arguments(args) -> None:
+    """Cheap checks of add_model_arguments' values (before any model is loaded)."""
+    check_threads(args.threads)
+    check_device(args.device)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
 
 
 def add_device_arguments(p) -> None:
-    p.add_argument("--frame", choices=DEVICE_FRAMES, default="zup",
-                   help="native frame of the device poses: zup (project/AMASS), openxr (y-up RH, "
+    p.add_argument("--frame", choices=DEVICE_CONVENTIONS, default="zup",
+                   help="coordinate convention of the device poses: zup (project/AMASS), openxr (y-up RH, "
                         "-z forward), unity (y-up LH) (default zup)")
     for dev in ("head", "left", "right"):
         p.add_argument(f"--{dev}-offset", metavar="QX,QY,QZ,QW[;TX,TY,TZ]",
@@ -51,25 +71,27 @@ def device_config(args):
 
     offsets = {dev: Offset.parse(getattr(args, f"{dev}_offset"))
                for dev in ("head", "left", "right") if getattr(args, f"{dev}_offset")}
-    return DeviceConfig(args.frame, offsets)
+    return DeviceConfig(convention=args.frame, offsets=offsets)
 
 
-def set_threads(threads: int | None) -> None:
-    """torch intra-op threads (onnxruntime sessions take theirs when created)."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise ValueError(f"--threads: must be >= 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
+def output_format(path: str, fmt: str | None) -> str:
+    """The output format: --format, else from the extension (cheap, before any import)."""
+    suffixes = {"npz": ".npz", "amass": ".npz", "bvh": ".bvh", "json": ".json"}
+    if fmt is None:
+        ext = Path(path).suffix.lower()
+        if ext not in (".npz", ".bvh", ".json"):
+            raise ValueError(f"{path}: cannot tell the output format from {ext or '(no extension)'!r}; "
+                             f"use .npz, .bvh or .json, or pass --format ({', '.join(OUTPUT_FORMATS)})")
+        output_file(path, (ext,))
+        return ext[1:]
+    output_file(path, (suffixes[fmt],), f"--format {fmt} output")
+    return fmt
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict full-body motion for a motion file or tracking log",
-                              description=__doc__.split("\n\n", 1)[1],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(p)
+                              description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
+    add_model_arguments(p, "offline")
     p.add_argument("--input", required=True, metavar="FILE", help="motion file or tracking log (.csv/.json)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: from OUT's extension)")
@@ -93,9 +115,7 @@ def load_input(args):
     from mage.inference import MODEL_FPS
     from mage.inference.tracking_log import load_tracking
 
-    path = Path(args.input)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: input file not found")
+    path = input_file(args.input)
     if path.suffix.lower() in LOG_SUFFIXES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the gaps are printed below
@@ -137,16 +157,20 @@ def print_metrics(pred, gt) -> None:
 def run(args) -> int:
     import time
 
-    from mage.inference.pretrained import load_pretrained
-    from mage.inference.sequence import predict_motion
-    from mage.inference.writers import format_from_path, write_motion
+    # Everything that can be checked cheaply, before torch is imported.
+    fmt = output_format(args.output, args.format)
+    input_file(args.input)
+    check_model_arguments(args)
+    ckpt = checkpoint_folder(args.ckpt)
 
-    fmt = args.format or format_from_path(args.output)
+    from mage.inference.sequence import predict_motion
+    from mage.inference.writers import write_motion
+
     set_threads(args.threads)
     tracking, gt, gap_messages = load_input(args)
     for msg in gap_messages:
         print(f"warning: {args.input}: {msg}")
-    model = load_pretrained(args.ckpt, device=args.device)
+    model = load_model(ckpt, device=args.device)
     t0 = time.perf_counter()
     pred = predict_motion(model, tracking, args.mode, args.steps, args.seed, args.overlap, args.batch_size)
     dt = time.perf_counter() - t0

@@ -1,8 +1,23 @@
-"""``mage render``: a motion (optionally with its ground truth) to an MP4 or GIF video."""
+"""``mage render``: a motion (optionally with its ground truth) to an MP4 or GIF video.
+
+examples:
+    mage render mage_demo/prediction.npz -o pred.mp4
+    mage render mage_demo/prediction.npz --gt mage_demo/synthetic_reference.npz -o side.mp4
+    mage render pred.npz --gt walk.bvh --layout overlay --error-colors -o overlay.gif
+
+Renders a motion file headlessly to a video: a 3D skeleton over a floor grid, the camera
+following the pelvis. Colours (the same in mage view): the prediction blue (left) / red
+(right), the reference or ground truth (--gt) cyan (left) / orange (right), body centre
+grey; the tracked head and wrists (the model's input) ringed in green; a legend says so.
+--error-colors colours the prediction by per-joint error instead (with a colour bar).
+Motion files: the project's .npz (Motion.save) or any format mage.data.io reads.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from mage.cli.common import ExamplesHelpFormatter, describe
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -16,11 +31,7 @@ def _size(text: str) -> tuple[int, int]:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "render", help="render a motion (and its ground truth) to an .mp4 or .gif video",
-        description="Render a motion file headlessly to a video: a 3D skeleton over a floor "
-                    "grid, the camera following the pelvis, the tracked head and wrists "
-                    "ringed in green. With --gt, the prediction is coloured by per-joint "
-                    "error. Motion files: the project's .npz (Motion.save) or any format "
-                    "mage.data.io reads.")
+        description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
     p.add_argument("motion", help="motion file to render (the prediction, if --gt is given)")
     p.add_argument("--gt", metavar="MOTION", help="ground-truth motion file (same frame count)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -28,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--fps", type=float, help="playback frame rate (default: the motion's / --every)")
     p.add_argument("--layout", choices=("side", "overlay"), default="side",
                    help="with --gt: side by side (default) or prediction over ground truth")
+    p.add_argument("--error-colors", action="store_true",
+                   help="with --gt: colour the prediction by per-joint position error (colour bar)")
     p.add_argument("--every", type=int, metavar="N",
                    help="draw every N-th frame (default 1 for .mp4, <= 25 fps for .gif)")
     p.add_argument("--size", type=_size, default=(960, 540), metavar="WxH",
@@ -40,20 +53,34 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from mage.viz.inputs import load_motion_file
-    from mage.viz.render import VIDEO_SUFFIXES, frame_plan, render_motion
+    from mage.cli.common import input_file, output_file
 
-    if Path(args.output).suffix.lower() not in VIDEO_SUFFIXES:  # fail before any work
-        raise ValueError(f"-o: {args.output}: unknown video type; use one of {VIDEO_SUFFIXES}")
+    output_file(args.output, (".mp4", ".gif"), "video")  # = mage.viz.render.VIDEO_SUFFIXES
+    input_file(args.motion, "motion")
+    if args.gt:
+        input_file(args.gt, "motion")
+    if args.error_colors and not args.gt:
+        raise ValueError("--error-colors needs --gt (the errors are against the ground truth)")
+    if args.every is not None and args.every < 1:
+        raise ValueError(f"--every: expected a positive integer, got {args.every}")
+
+    from mage.viz.inputs import load_motion_file
+    from mage.viz.render import frame_plan, render_motion
+
     motion = load_motion_file(args.motion)
     gt = load_motion_file(args.gt) if args.gt else None
     if gt is not None and abs(gt.fps - motion.fps) > 1e-6:
-        raise ValueError(f"--gt: {args.gt} is at {gt.fps:g} fps but {args.motion} at "
+        raise ValueError(f"{args.gt} is at {gt.fps:g} fps but {args.motion} at "
                          f"{motion.fps:g} fps; resample one of them first")
+    if gt is not None and gt.num_frames != motion.num_frames:
+        raise ValueError(f"{args.gt} has {gt.num_frames} frames but {args.motion} has "
+                         f"{motion.num_frames}; they must match frame for frame")
     frames, _ = frame_plan(motion.num_frames, motion.fps, Path(args.output).suffix, args.every, args.fps)
     t0 = time.perf_counter()
     path = render_motion(motion, args.output, gt=gt, fps=args.fps, layout=args.layout,
-                         every=args.every, size=args.size, progress=not args.no_progress)
+                         every=args.every, size=args.size, progress=not args.no_progress,
+                         color_by="error" if args.error_colors else "side",
+                         gt_label=Path(args.gt).stem if args.gt else "ground truth")
     elapsed = time.perf_counter() - t0
     print(f"wrote {path} ({len(frames)} frames, {elapsed / len(frames):.3f} s/frame)")
     return 0

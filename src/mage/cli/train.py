@@ -1,26 +1,35 @@
 """``mage train``: train a MAGE model on a processed data set.
 
-    mage train --preset mage-small --data data/amass_p1 --out runs/small
-    mage train --config cfg.yaml --data data/amass_p1 --out runs/exp1 --set lr=1e-4 \
-        --set model.width=256
-    mage train --data data/amass_p1 --out runs/small --resume        # continue after a crash
-    mage train --preset mage-paper --data D --out R --accelerator gpu --devices 4 --strategy ddp --precision bf16-mixed
+examples:
+    mage train --preset mage-small --data data/cmu-mini --out runs/small --max-steps 3000
+    mage train --config cfg.yaml --data data/amass-p1 --out runs/exp1 --set lr=1e-4 --set model.width=256
+    mage train --data data/amass-p1 --out runs/small --resume        # continue after a crash
+    mage train --preset mage-paper --data data/amass-p1 --out runs/p1 --accelerator gpu --devices 4 --strategy ddp --precision bf16-mixed
 
-Writes R/train_config.json, R/checkpoints/step_XXXXXX/, R/final/ and R/logs/ (see
-mage.train.checkpoints); ``mage eval --ckpt R`` reads R/final.
+Trains on the 'train' split of a processed data set (mage data build). Settings come from
+--config or --preset (a model preset with default training settings), then --set
+key=value, then the explicit flags. On a machine without a GPU the CPU preset applies to
+the settings you leave unset: batch_size 64, num_workers 0, precision 32, log_every 10
+(mage.train.config.CPU_DEFAULTS; the defaults otherwise, batch 256 and 2 data workers,
+suit a GPU). One progress bar shows steps/s and the ETA; the first and last steps are
+always in the CSV log.
+
+Writes RUN/train_config.json, RUN/checkpoints/step_XXXXXX/, RUN/final/ and RUN/logs/ (see
+mage.train.checkpoints); ``mage eval --ckpt RUN`` reads RUN/final.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from mage.cli.common import ExamplesHelpFormatter, add_threads_argument, describe
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a model (Lightning: DDP, bf16, resumable checkpoints)",
-        description="Train on the 'train' split of a processed data set. Settings come from "
-                    "--config or --preset (a model preset with default training settings), "
-                    "then --set key=value, then the explicit flags below.",
+        description=describe(__doc__), formatter_class=ExamplesHelpFormatter,
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="CFG", help="training config, .json or .yaml")
@@ -42,16 +51,20 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. lr=1e-4, model.width=256, model.depth.S3=6 "
                         "(repeatable)")
+    add_threads_argument(p, "train")
     p.set_defaults(func=run)
 
 
-def build_config(args):
-    """The TrainConfig that the parsed arguments describe."""
+def build_config(args, cuda_available: bool | None = None):
+    """The TrainConfig that the parsed arguments describe (CPU_DEFAULTS filled in for the
+    settings left unset when the run is on CPU; ``cuda_available`` None asks torch)."""
     from mage.train.checkpoints import TRAIN_CONFIG
-    from mage.train.config import TrainConfig
+    from mage.train.config import CPU_DEFAULTS, TrainConfig, read_config_file
 
+    explicit: set[str] = {o.partition("=")[0].strip() for o in args.overrides}
     if args.config:
         config = TrainConfig.load(args.config)
+        explicit |= set(read_config_file(args.config))
     elif args.preset:
         config = TrainConfig(model=args.preset)
     elif args.resume:
@@ -59,6 +72,7 @@ def build_config(args):
         if not saved.is_file():
             raise FileNotFoundError(f"--resume: {saved} not found; give --config or --preset")
         config = TrainConfig.load(saved)
+        explicit |= set(CPU_DEFAULTS)  # the run's own settings stay
     else:
         raise ValueError("give --config CFG or --preset NAME (or --resume an existing --out RUN)")
     config = config.with_overrides(args.overrides)
@@ -67,17 +81,60 @@ def build_config(args):
     if args.devices is not None:
         flags["devices"] = int(args.devices) if args.devices.isdigit() else args.devices
     flags = {k: v for k, v in flags.items() if v is not None}
+    explicit |= set(flags)
     if flags:
         config = TrainConfig.from_dict({**config.to_dict(), **flags})
+    if config.accelerator == "cpu" or (config.accelerator == "auto" and not _cuda(cuda_available)):
+        cpu = {k: v for k, v in CPU_DEFAULTS.items() if k not in explicit}
+        if cpu:
+            config = TrainConfig.from_dict({**config.to_dict(), **cpu})
+            if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+                print("mage train: CPU run; CPU preset " + ", ".join(f"{k}={v}" for k, v in cpu.items())
+                      + " (--set KEY=VALUE to change)")
     return config
 
 
+def _cuda(known: bool | None) -> bool:
+    if known is not None:
+        return known
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_arguments(args) -> None:
+    """Cheap checks before torch and Lightning are imported."""
+    from mage.cli.common import check_threads, output_folder
+
+    check_threads(args.threads)
+    data = Path(args.data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data {data}: no such folder (expected a processed data set with "
+                                "manifest.json and sequences/, see `mage data build`)")
+    if not (data / "manifest.json").is_file():
+        raise FileNotFoundError(f"--data {data}: no manifest.json (expected a processed data set, "
+                                "see `mage data build`)")
+    output_folder(args.out)
+    if args.config:
+        from mage.cli.common import input_file
+
+        input_file(args.config, "config")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps: must be >= 1, got {args.max_steps}")
+
+
 def run(args) -> int:
+    check_arguments(args)
+    from mage.cli.common import set_threads
+
+    set_threads(args.threads)
+    config = build_config(args)
+
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from mage.train.run import train
 
-    final = train(build_config(args), args.data, args.out, resume=args.resume)
+    final = train(config, args.data, args.out, resume=args.resume)
     if rank_zero_only.rank == 0:  # DDP: every process returns here
         print(f"mage train: done; inference checkpoint {final} (mage eval --ckpt {args.out})")
     return 0

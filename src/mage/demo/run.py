@@ -1,9 +1,11 @@
-"""``mage demo``: the whole pipeline on a built-in input, in one folder, in under a minute.
+"""``mage demo``: the whole pipeline on a built-in input, in one folder, in under 30 s on
+a 2-core CPU (benchmarks/demo_time).
 
 Steps (each timed): build the input (the SYNTHETIC walk/turn/reach of
 :mod:`mage.demo.synthetic`, or the user's motion file / tracking log), load the bundled
 pretrained model, predict the full body offline, write the motion (npz + BVH), render a
-video (prediction beside the reference or ground truth) and write the browser viewer page.
+video and a still of it (prediction beside the reference or ground truth, the colours
+and legend of mage.viz.style) and write the browser viewer page.
 """
 
 from __future__ import annotations
@@ -12,8 +14,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_CHECKPOINT = "cmu-small"
-
+from mage.inference.pretrained import DEFAULT_CHECKPOINT
+# The video draws every RENDER_EVERY-th frame (60 fps input -> 15 fps video): drawing is
+# most of the demo's time (~20 ms a frame on an idle core, 2-3x that on a shared one),
+# and 300 frames keep the demo under 30 s on a busy 2-core CPU
+# (benchmarks/results/demo_time.md).
+RENDER_EVERY = 4
+STILL_AT = 0.42  # the still (preview.png) shows this fraction of the way through
+# What the demo writes (file name -> what it is; the reference file only when there is one).
+OUTPUT_FILES = {
+    "prediction.npz": "the predicted motion (the project's npz)",
+    "prediction.bvh": "the predicted motion (BVH)",
+    "synthetic_reference.npz": "the synthetic body the tracking came from (built-in input)",
+    "ground_truth.npz": "the input motion resampled to 60 fps (--input of a motion file)",
+    "demo.mp4": "prediction beside the reference, with a legend (demo.gif with --gif)",
+    "preview.png": "one frame of that video",
+    "viewer.html": "the browser viewer page (open it directly)",
+}
 
 @dataclass
 class DemoResult:
@@ -46,13 +63,15 @@ def run_demo(
     video_format: str = "mp4",
     device: str = "cpu",
     log=print,
+    rig: str = "auto",
 ) -> DemoResult:
     """Run the demo into ``out_dir``; returns the written files and the step timings.
 
     ``input_path``: None for the synthetic default; else a motion file (its ground truth
     is kept: metrics are computed and it is rendered beside the prediction) or a
     tracking log (.csv/.json in the project's z-up frame; use ``mage predict`` for
-    other device frames).
+    other device frames). ``rig``: joint map of a BVH / ASF-AMC input (preset, map.json
+    or "auto").
     """
     from mage.inference.pretrained import load_pretrained
     from mage.inference.sequence import predict_motion
@@ -61,7 +80,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult()
     with _Timer(result, "input", log):
-        tracking, reference, label = _demo_input(input_path, duration_s)
+        tracking, reference, label = _demo_input(input_path, duration_s, rig)
     with _Timer(result, "model", log):
         model = load_pretrained(ckpt, device=device)
     with _Timer(result, "predict", log):
@@ -83,14 +102,18 @@ def run_demo(
 
             result.metrics = ground_truth_metrics(pred, reference)
     if render:
-        from mage.viz.render import render_motion
+        from mage.viz.render import render_frame, render_motion
 
         with _Timer(result, "render", log):
             video = out / f"demo.{video_format}"
-            # every 2nd frame: a 30 fps video keeps the demo well under a minute on 2 cores
-            render_motion(pred, video, gt=reference, layout="side", every=2, progress=False,
-                          gt_label=label or "ground truth")
+            gt_label = label or "ground truth"
+            render_motion(pred, video, gt=reference, layout="side", every=RENDER_EVERY, progress=False,
+                          gt_label=gt_label)
             result.outputs["video"] = video
+            still = out / "preview.png"
+            t = RENDER_EVERY * int(STILL_AT * (pred.num_frames - 1) / RENDER_EVERY)  # a frame of the video
+            _write_png(render_frame(pred, t, reference, layout="side", gt_label=gt_label), still)
+            result.outputs["still"] = still
     with _Timer(result, "viewer", log):
         from mage.viz.viewer import write_viewer_html
 
@@ -102,7 +125,16 @@ def run_demo(
     return result
 
 
-def _demo_input(input_path, duration_s):
+def _write_png(image, path: Path) -> None:
+    import imageio.v2 as imageio
+
+    from mage.core.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        imageio.imwrite(tmp, image, format="PNG")
+
+
+def _demo_input(input_path, duration_s, rig="auto"):
     """(Tracking at the model rate, reference Motion or None, what the reference is)."""
     from mage.inference import MODEL_FPS
 
@@ -122,7 +154,7 @@ def _demo_input(input_path, duration_s):
     from mage.core.tracking import Tracking
     from mage.data.io import load_motion
 
-    motion = load_motion(path).resample(MODEL_FPS)
+    motion = load_motion(path, rig=rig).resample(MODEL_FPS)
     if motion.num_frames < 2:
         raise ValueError(f"{path}: {motion.num_frames} frame(s); need at least 2")
     return Tracking.from_motion(motion), motion, "ground truth"

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mage.core import rotations as rot
+from mage.core.constants import NUM_JOINTS
 from mage.core.motion import Motion
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import Tracking
@@ -147,6 +148,92 @@ def _rz(a):
     return rot.rotation_about_axis(torch.as_tensor(a, dtype=torch.float64), "z").double()
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """The script over time, one value per frame: t (s), walk (0..1, speed envelope),
+    yaw (heading, rad), reach (0..1) and the gait phase (cycles; advances while walking)."""
+
+    t: np.ndarray
+    walk: np.ndarray
+    yaw: np.ndarray
+    reach: np.ndarray
+    phase: np.ndarray
+
+
+def _schedule(T: int, fps: float, D: float, st: _Style) -> _Schedule:
+    t = np.arange(T) / fps
+    walk = _ramp(t, WALK_START[0] * D, WALK_START[1] * D) - _ramp(t, WALK_STOP[0] * D, WALK_STOP[1] * D)
+    yaw = np.radians(TURN_DEG) * _ramp(t, TURN[0] * D, TURN[1] * D)
+    r0, r1 = REACH[0] * D, REACH[1] * D
+    reach = _ramp(t, r0, r0 + 0.35 * (r1 - r0)) - _ramp(t, r1 - 0.35 * (r1 - r0), r1)
+    phase = np.concatenate([[0.0], np.cumsum((walk[1:] + walk[:-1]) / 2) / fps]) / st.stride_s
+    return _Schedule(t, walk, yaw, reach, phase)
+
+
+def _pose_legs(R: torch.Tensor, s: _Schedule, st: _Style) -> None:
+    deg = np.radians
+    for hip, knee, ankle, off in ((_R_HIP, _R_KNEE, _R_ANKLE, 0.0), (_L_HIP, _L_KNEE, _L_ANKLE, 0.5)):
+        p = s.phase + off
+        R[:, hip] = _rx(-deg(st.hip_deg) * s.walk * _HIP(p))  # Rx(-a): thigh forward
+        R[:, knee] = _rx(deg(st.knee_scale) * s.walk * _KNEE(p))  # Rx(+a): shank back
+        R[:, ankle] = _rx(-deg(1.0) * s.walk * _ANKLE(p))  # Rx(-a): toes up
+
+
+def _pose_torso_and_head(R: torch.Tensor, s: _Schedule, st: _Style, twist: np.ndarray) -> None:
+    deg, t = np.radians, s.t
+    lean = deg(4.0) * s.walk + deg(6.0) * s.reach
+    R[:, _SPINE1] = _rx(lean) @ _ry(-0.5 * twist)
+    R[:, _SPINE3] = _ry(-0.6 * twist)
+    # the head leads the turn by ~0.6 s and looks around a little when idle
+    lead = np.interp(t + 0.6, t, s.yaw) - s.yaw
+    a = st.look_phase
+    look_yaw = deg(6.0) * np.sin(2 * np.pi * 0.11 * t + a[0]) * np.sin(2 * np.pi * 0.037 * t + a[1])
+    look_pitch = deg(3.0) * np.sin(2 * np.pi * 0.07 * t + a[2]) - deg(4.0) * s.reach
+    R[:, _NECK] = _rx(-lean * 0.8)
+    R[:, _HEAD] = _ry(0.5 * lead + look_yaw) @ _rx(-look_pitch)
+
+
+def _pose_arms(R: torch.Tensor, s: _Schedule, st: _Style) -> None:
+    """Hang down from the T-pose, swing against the legs; the right arm reaches."""
+    deg, walk, reach, phase = np.radians, s.walk, s.reach, s.phase
+    down = deg(st.arm_down_deg)
+    swing = deg(st.arm_swing_deg) * walk * np.cos(2 * np.pi * phase)  # left arm fwd at 0
+    elbow = deg(18.0) + deg(12.0) * walk * (0.5 + 0.5 * np.cos(2 * np.pi * phase))
+    R[:, _L_SHOULDER] = _rx(-swing) @ _rz(-down)
+    R[:, _L_ELBOW] = _ry(-elbow)
+    raise_ = deg(115.0) * reach
+    R[:, _R_SHOULDER] = _rx(-(-swing * (1 - reach) + raise_)) @ _rz(down + reach * (deg(95.0) - down))
+    elbow_r = deg(18.0) + deg(12.0) * walk * (0.5 - 0.5 * np.cos(2 * np.pi * phase))
+    R[:, _R_ELBOW] = _ry(elbow_r * (1 - 0.8 * reach))
+
+
+def _walk_path(s: _Schedule, st: _Style, fps: float) -> torch.Tensor:
+    """Root translation (T, 3), z = 0: along the heading, swaying over the stance foot."""
+    yaw, walk = s.yaw, s.walk
+    forward = np.stack([np.sin(yaw), -np.cos(yaw)], -1)  # body +z in the world, per frame
+    left = np.stack([np.cos(yaw), np.sin(yaw)], -1)      # body +x in the world
+    v = st.speed * walk[:, None] * forward
+    xy = np.concatenate([[[0.0, 0.0]], np.cumsum((v[1:] + v[:-1]) / 2, 0) / fps])
+    sway = -st.sway_m * walk * np.cos(2 * np.pi * (s.phase - 0.3))  # over the stance foot
+    xy = xy + sway[:, None] * left
+    trans = torch.zeros(len(yaw), 3, dtype=torch.float64)
+    trans[:, :2] = torch.from_numpy(xy)
+    return trans
+
+
+def _ground_height(R: torch.Tensor, trans: torch.Tensor, fps: float, skel: Skeleton) -> np.ndarray:
+    """(T,) the root height that puts the lowest foot point on z = 0, smoothed."""
+    pos = Motion(R, trans, fps, skel).joint_positions()
+    heights = torch.cat([pos[:, [_L_ANKLE, _R_ANKLE], 2] - _ANKLE_HEIGHT,
+                         pos[:, [_L_FOOT, _R_FOOT], 2] - _FOOT_HEIGHT], -1)  # (T, 4)
+    # A soft minimum: a hard min has kinks where the supporting foot changes, and those
+    # show up as jitter.
+    tau = 0.01
+    soft = (-tau * torch.logsumexp(-heights / tau, -1)).numpy()
+    soft = _gaussian_smooth(soft, 0.05 * fps)  # soften heel strikes
+    return soft.mean() + BOB_SCALE * (soft - soft.mean())
+
+
 def synthetic_motion(duration_s: float = 20.0, fps: float = 60, seed: int = 0) -> Motion:
     """The SYNTHETIC full-body demo motion (walk, left turn, stop, right-hand reach).
 
@@ -166,73 +253,18 @@ def synthetic_motion(duration_s: float = 20.0, fps: float = 60, seed: int = 0) -
     T = round(duration_s * fps)
     st = _style(seed)
     skel = Skeleton.smpl22()
-    t = np.arange(T) / fps
     D = duration_s
+    s = _schedule(T, fps, D, st)
 
-    # --- schedule envelopes -----------------------------------------------------------
-    walk = _ramp(t, WALK_START[0] * D, WALK_START[1] * D) - _ramp(t, WALK_STOP[0] * D, WALK_STOP[1] * D)
-    yaw = np.radians(TURN_DEG) * _ramp(t, TURN[0] * D, TURN[1] * D)
-    r0, r1 = REACH[0] * D, REACH[1] * D
-    reach = _ramp(t, r0, r0 + 0.35 * (r1 - r0)) - _ramp(t, r1 - 0.35 * (r1 - r0), r1)
-    # gait phase (cycles) advances only while walking
-    phase = np.concatenate([[0.0], np.cumsum((walk[1:] + walk[:-1]) / 2) / fps]) / st.stride_s
-
-    R = torch.eye(3, dtype=torch.float64).repeat(T, 22, 1, 1)
-    deg = np.radians
-
-    # --- legs -------------------------------------------------------------------------
-    for hip, knee, ankle, off in ((_R_HIP, _R_KNEE, _R_ANKLE, 0.0), (_L_HIP, _L_KNEE, _L_ANKLE, 0.5)):
-        p = phase + off
-        R[:, hip] = _rx(-deg(st.hip_deg) * walk * _HIP(p))  # Rx(-a): thigh forward
-        R[:, knee] = _rx(deg(st.knee_scale) * walk * _KNEE(p))  # Rx(+a): shank back
-        R[:, ankle] = _rx(-deg(1.0) * walk * _ANKLE(p))  # Rx(-a): toes up
-
-    # --- torso and head ---------------------------------------------------------------
-    twist = deg(st.pelvis_twist_deg) * walk * np.cos(2 * np.pi * phase)  # right hip forward at 0
-    lean = deg(4.0) * walk + deg(6.0) * reach
-    R[:, _SPINE1] = _rx(lean) @ _ry(-0.5 * twist)
-    R[:, _SPINE3] = _ry(-0.6 * twist)
-    # the head leads the turn by ~0.6 s and looks around a little when idle
-    lead = np.interp(t + 0.6, t, yaw) - yaw
-    a = st.look_phase
-    look_yaw = deg(6.0) * np.sin(2 * np.pi * 0.11 * t + a[0]) * np.sin(2 * np.pi * 0.037 * t + a[1])
-    look_pitch = deg(3.0) * np.sin(2 * np.pi * 0.07 * t + a[2]) - deg(4.0) * reach
-    R[:, _NECK] = _rx(-lean * 0.8)
-    R[:, _HEAD] = _ry(0.5 * lead + look_yaw) @ _rx(-look_pitch)
-
-    # --- arms: hang down from the T-pose, swing against the legs, right arm reaches ----
-    down = deg(st.arm_down_deg)
-    swing = deg(st.arm_swing_deg) * walk * np.cos(2 * np.pi * phase)  # left arm fwd at 0
-    elbow = deg(18.0) + deg(12.0) * walk * (0.5 + 0.5 * np.cos(2 * np.pi * phase))
-    R[:, _L_SHOULDER] = _rx(-swing) @ _rz(-down)
-    R[:, _L_ELBOW] = _ry(-elbow)
-    raise_ = deg(115.0) * reach
-    R[:, _R_SHOULDER] = _rx(-(-swing * (1 - reach) + raise_)) @ _rz(down + reach * (deg(95.0) - down))
-    elbow_r = deg(18.0) + deg(12.0) * walk * (0.5 - 0.5 * np.cos(2 * np.pi * phase))
-    R[:, _R_ELBOW] = _ry(elbow_r * (1 - 0.8 * reach))
-
-    # --- root: upright, heading, pelvis twist; walk along the heading ------------------
-    R[:, 0] = _rz(yaw) @ _rx(np.full(T, np.pi / 2)) @ _ry(twist)
-    forward = np.stack([np.sin(yaw), -np.cos(yaw)], -1)  # body +z in the world, per frame
-    left = np.stack([np.cos(yaw), np.sin(yaw)], -1)      # body +x in the world
-    v = st.speed * walk[:, None] * forward
-    xy = np.concatenate([[[0.0, 0.0]], np.cumsum((v[1:] + v[:-1]) / 2, 0) / fps])
-    sway = -st.sway_m * walk * np.cos(2 * np.pi * (phase - 0.3))  # over the stance foot
-    xy = xy + sway[:, None] * left
-    trans = torch.zeros(T, 3, dtype=torch.float64)
-    trans[:, :2] = torch.from_numpy(xy)
-
-    # feet on the floor: lift the body so that the lowest foot point touches z = 0
-    pos = Motion(R, trans, fps, skel).joint_positions()
-    heights = torch.cat([pos[:, [_L_ANKLE, _R_ANKLE], 2] - _ANKLE_HEIGHT,
-                         pos[:, [_L_FOOT, _R_FOOT], 2] - _FOOT_HEIGHT], -1)  # (T, 4)
-    # A soft minimum: a hard min has kinks where the supporting foot changes, and those
-    # show up as jitter.
-    tau = 0.01
-    soft = (-tau * torch.logsumexp(-heights / tau, -1)).numpy()
-    soft = _gaussian_smooth(soft, 0.05 * fps)  # soften heel strikes
-    ground = soft.mean() + BOB_SCALE * (soft - soft.mean())
-    trans[:, 2] = -torch.from_numpy(ground)
+    R = torch.eye(3, dtype=torch.float64).repeat(T, NUM_JOINTS, 1, 1)
+    twist = np.radians(st.pelvis_twist_deg) * s.walk * np.cos(2 * np.pi * s.phase)  # right hip fwd at 0
+    _pose_legs(R, s, st)
+    _pose_torso_and_head(R, s, st, twist)
+    _pose_arms(R, s, st)
+    # root: upright, heading, pelvis twist; walk along the heading, feet on the floor
+    R[:, 0] = _rz(s.yaw) @ _rx(np.full(T, np.pi / 2)) @ _ry(twist)
+    trans = _walk_path(s, st, fps)
+    trans[:, 2] = -torch.from_numpy(_ground_height(R, trans, fps, skel))
 
     meta = {
         "synthetic": True,
@@ -243,7 +275,7 @@ def synthetic_motion(duration_s: float = 20.0, fps: float = 60, seed: int = 0) -
         "turn_deg": TURN_DEG,
         "walk_s": [WALK_START[1] * D, WALK_STOP[0] * D],
         "turn_s": [TURN[0] * D, TURN[1] * D],
-        "reach_s": [r0, r1],
+        "reach_s": [REACH[0] * D, REACH[1] * D],
     }
     return Motion(R.float(), trans.float(), fps, skel, name=f"synthetic-walk-turn-reach-seed{seed}",
                   meta=meta)

@@ -4,7 +4,8 @@
 a small vanilla-JS canvas renderer (``static/viewer.js``, no libraries, no network) into
 ``static/viewer.html``: play/pause, a timeline to scrub, speed, orbit by dragging, zoom
 by wheel, a camera that follows the pelvis, skeletons side by side or overlaid, the
-tracked head and wrists ringed in green. The file works when opened directly (file://)
+tracked head and wrists ringed in green, colours and legend from :mod:`mage.viz.style`
+(as in the video). The file works when opened directly (file://)
 and when served by :func:`serve_viewer` / :func:`start_server` on 127.0.0.1.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from mage.core.atomic import atomic_write
 from mage.viz.inputs import SkeletonSequence, as_sequence
+from mage.viz.style import TRACKER, TRACKER_LABEL, palette
 
 
 def viewer_data(motions, names=None, fps: float | None = None) -> dict:
@@ -58,10 +60,11 @@ def viewer_data(motions, names=None, fps: float | None = None) -> dict:
         "parents": list(ref.parents),
         "joint_names": list(ref.joint_names),
         "tracked": ref.tracked(),
+        "tracker": {"color": TRACKER, "label": TRACKER_LABEL},
         "motions": [
-            {"name": s.name, "num_frames": s.num_frames,
+            {"name": s.name, "num_frames": s.num_frames, "colors": palette(i),
              "positions": np.rint(s.positions * 1000.0).astype(np.int64).reshape(-1).tolist()}
-            for s in seqs
+            for i, s in enumerate(seqs)
         ],
     }
 

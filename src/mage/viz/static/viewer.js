@@ -1,7 +1,10 @@
 // MAGE motion viewer: skeletons in 3D on a canvas 2D context, vanilla JS, no libraries.
 // Reads the JSON in <script id="mage-data"> (written by mage.viz.viewer):
-//   {fps, num_frames, parents[J], joint_names[J], tracked[], motions: [{name,
-//    num_frames, positions: flat int array, millimetres, frame-major (T*J*3)}]}
+//   {fps, num_frames, parents[J], joint_names[J], tracked[], tracker: {color, label},
+//    motions: [{name, num_frames, colors: {left, right, center},
+//               positions: flat int array, millimetres, frame-major (T*J*3)}]}
+// The colours come from mage.viz.style (the same as the video's); PALETTES is only the
+// fallback for pages without them.
 // World z-up, metres. The current frame is mirrored into document.title,
 // #frame-index and body[data-frame] so that tests can read it. Address options:
 // viewer.html#frame=120&paused&side&nofollow.
@@ -15,14 +18,14 @@
     { left: "#9467bd", right: "#8c564b", center: "#555555" },
     { left: "#bcbd22", right: "#e377c2", center: "#999999" },
   ];
-  const TRACKER = "#19b34a", GRID = "#d0d0d0", SHADOW = "rgba(0,0,0,0.10)";
+  const TRACKER = (data.tracker && data.tracker.color) || "#19b34a", GRID = "#d0d0d0", SHADOW = "rgba(0,0,0,0.10)";
   const SIDE_GAP = 1.2;  // metres between skeletons in "side by side"
 
   const side = data.joint_names.map(n => n.startsWith("left_") ? "left" : n.startsWith("right_") ? "right" : "center");
   const root = data.parents.indexOf(-1);
   const motions = data.motions.map((m, i) => ({
     name: m.name, T: m.num_frames, pos: Float32Array.from(m.positions, v => v / 1000),
-    pal: PALETTES[i % PALETTES.length],
+    pal: m.colors || PALETTES[i % PALETTES.length],
   }));
 
   // --- DOM ---------------------------------------------------------------------------
@@ -38,12 +41,13 @@
     sw.className = "sw";
     sw.style.background = `linear-gradient(90deg, ${m.pal.left} 50%, ${m.pal.right} 50%)`;
     row.appendChild(sw);
-    row.appendChild(document.createTextNode(m.name));  // text only: names are data
+    row.appendChild(document.createTextNode(`${m.name} (left | right)`));  // text only: names are data
     legend.appendChild(row);
   });
   if (data.tracked.length) {
     const row = document.createElement("div");
-    row.innerHTML = `<span class="sw" style="background:${TRACKER}"></span>tracked (head, wrists)`;
+    row.innerHTML = `<span class="ring" style="border-color:${TRACKER}"></span>`;
+    row.appendChild(document.createTextNode((data.tracker && data.tracker.label) || "tracked (head, wrists)"));
     legend.appendChild(row);
   }
 
