@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import budget_config, run_benchmark, train_or_resume  # noqa: E402
 
 # name -> (description, model overrides on top of the base preset). The S3-only baseline
 # gets the same total depth as MAGE's three stages, so the comparison is about structure.
@@ -37,6 +38,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # MAGE with only stage 1 reading the noisy sample x_t: found by the diagnosis of the
     # jitter of "mage", and since then the default of every preset.
     "xt-first": ("MAGE S1+S2+S3, [C+F+F_rec], gradual, x_t in stage 1 only (the default)", {"xt_input": "first"}),
+    # Recipe ablation for the full-data models: a joint-velocity loss (m/frame, weight 10
+    # so that it is of the size of the FK position term) against offline jitter.
+    "xt-first-vel10": ("xt-first + joint velocity loss (velocity_weight 10)",
+                       {"xt_input": "first", "velocity_weight": 10.0}),
 }
 DEFAULT_VARIANTS = tuple(VARIANTS)
 HEADLINE = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "u_pe", "l_pe", "root_pe")
@@ -59,17 +64,8 @@ def parse_args(argv=None):
 
 
 def train_config(args, variant: str, seed: int):
-    from mage.model import MageConfig
-    from mage.train.config import TrainConfig
-
-    model = MageConfig.preset(args.preset).to_dict()
-    model.update(VARIANTS[variant][1])
-    return TrainConfig.from_dict({
-        "model": model, "batch_size": args.batch_size, "max_steps": args.max_steps,
-        "warmup_steps": max(1, args.max_steps // 20), "checkpoint_every": max(100, args.max_steps // 5),
-        "log_every": 50, "seed": seed, "num_workers": 0, "accelerator": args.accelerator,
-        "devices": 1, "precision": "bf16-mixed",  # falls back to 32 on CPU
-    })
+    return budget_config(args.preset, VARIANTS[variant][1], args.max_steps, args.batch_size, seed,
+                         args.accelerator)
 
 
 def run_one(args, variant: str, seed: int) -> dict:
@@ -79,17 +75,12 @@ def run_one(args, variant: str, seed: int) -> dict:
     from mage.data.dataset import ProcessedDataset
     from mage.evaluate.protocol import evaluate, model_predict_fn
     from mage.model.checkpoint import load_checkpoint
-    from mage.train.checkpoints import latest_checkpoint
-    from mage.train.run import train
 
     run_dir = Path(args.runs) / f"{variant}_seed{seed}"
     record_path = run_dir / "eval.json"
     if record_path.is_file():
         return json.loads(record_path.read_text())
-    t0 = time.perf_counter()
-    final = train(train_config(args, variant, seed), args.data, run_dir,
-                  resume=latest_checkpoint(run_dir) is not None)
-    train_seconds = time.perf_counter() - t0
+    final, train_seconds = train_or_resume(train_config(args, variant, seed), args.data, run_dir)
     model = load_checkpoint(final, device="cuda" if torch.cuda.is_available() else "cpu").eval()
     result = evaluate(model_predict_fn(model, "offline", args.sample_steps, seed), ProcessedDataset(args.data),
                       "test", method=variant, seed=seed, progress=True)
@@ -185,17 +176,7 @@ def write_report(records: list[dict], args) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not (Path(args.data) / "manifest.json").is_file():
-        print(f"{args.data}: no processed dataset; run `mage data build --recipe cmu-mini -o {args.data}`",
-              file=sys.stderr)
-        return 2
-    for seed in args.seeds:  # seed-major: a partial benchmark already compares all variants
-        for variant in [] if args.report_only else args.variants:
-            print(f"== {variant} seed {seed}", flush=True)
-            run_one(args, variant, seed)
-            write_report(finished_records(args), args)
-    write_report(finished_records(args), args)
-    return 0
+    return run_benchmark(args, "cmu-mini", run_one, lambda a: write_report(finished_records(a), a))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,291 @@
+"""Held-out report of the bundled models: protocol + gait metrics, targets, curves.
+
+    python benchmarks/bundled_models/run.py --data data/full \\
+        --model full-small --model permissive-small --model cmu-small \\
+        --curve runs/full-small --curve runs/permissive-small
+
+For every model: offline (seeds 0 and 1: mean and spread) and online (seed 0) on the
+test split of ``--data`` (the ``full`` recipe's held-out groups, see
+``mage.data.recipes``), the same metrics per source family (CMU / HDM05 / dance sets /
+Bandai Namco), and the offline noise-policy diagnosis (the default seeded noise against
+zero initial noise: if jitter came from the sampler's noise, zero noise would remove it).
+Baselines: the mean pose of the train split. The first ``--model`` is checked against
+the targets of the data issue (MPJPE <= 7 cm, L-PE <= 10 cm, jitter <= 2x the ground
+truth's online and <= 2.5x offline, stride ratio >= 0.7, better than the mean pose on
+every protocol metric). ``--curve RUN`` adds the held-out learning curve of a training
+run (every saved checkpoint, offline, on ``--curve-sequences`` test clips).
+
+Writes ``OUT/bundled_models.json`` and ``.md`` and ``bundled_models_curves.png``.
+Resumable: each (model, mode, seed) result is cached in ``--cache`` and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "bundled_models"
+PROTOCOL_KEYS = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "u_pe", "l_pe", "root_pe")
+TABLE_KEYS = ("mpjre", "mpjpe", "l_pe", "h_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio",
+              "foot_sliding", "gt_foot_sliding", "floating", "penetration")
+TARGETS = {"mpjpe": 7.0, "l_pe": 10.0, "stride_ratio": 0.7, "jitter_ratio_online": 2.0,
+           "jitter_ratio_offline": 2.5}
+
+
+def family(subject: str) -> str:
+    """Source family of a split group (see mage.data.recipes)."""
+    if subject.startswith("bandai_"):
+        return "Bandai Namco"
+    if subject.startswith("hdm05_"):
+        return "HDM05"
+    if subject.split("_")[0] in ("salsa", "indian", "martial"):
+        return "CMU dance sets"
+    return "CMU"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT / "data" / "full"))
+    p.add_argument("--model", action="append", required=True, help="checkpoint name or folder (repeat)")
+    p.add_argument("--curve", action="append", default=[], help="training run folder for a learning curve")
+    p.add_argument("--curve-sequences", type=int, default=60)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="offline seeds")
+    p.add_argument("--online-stride", type=int, default=1,
+                   help="score online every k-th test clip (online is 1 sample per frame)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--cache", default=str(ROOT / "runs" / "bundled_models_cache"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--consistency-sweep", nargs="*", type=float, default=[0.0, 0.5, 0.7, 0.85],
+                   help="online consistency values to compare on the default model")
+    return p.parse_args(argv)
+
+
+def online_predictor(model, consistency: float):
+    """predict_fn of the online mode with a given consistency (seed 0)."""
+    import torch
+
+    from mage.core import rotations as rot
+    from mage.inference.sequence import predict_sequence
+
+    def predict(cond, head):
+        return rot.rot6d_to_matrix(predict_sequence(model, cond, "online", seed=0, consistency=consistency).double())
+    return predict
+
+
+class Subset:
+    """Every k-th (or the first n) clip of a split of a processed dataset."""
+
+    def __init__(self, dataset, every: int = 1, first: int | None = None):
+        self.dataset, self.every, self.first = dataset, every, first
+        self.fps, self.root = dataset.fps, getattr(dataset, "root", "")
+
+    def ids(self, split):
+        return self.dataset.ids(split)[::self.every][:self.first]
+
+    def load(self, id):
+        return self.dataset.load(id)
+
+
+def run_eval(key: str, cache: Path, fn):
+    """fn() -> EvalResult, cached as JSON (mean + per-sequence rows)."""
+    path = cache / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    r = fn()
+    doc = {"metrics": r.metrics, "seconds": time.perf_counter() - t0, "machine": r.machine,
+           "rows": [{"id": s.id, "subject": s.subject, "frames": s.frames, "metrics": s.metrics}
+                    for s in r.sequences]}
+    cache.mkdir(parents=True, exist_ok=True)
+    from mage.core.atomic import atomic_write
+
+    with atomic_write(path, "w") as fh:
+        json.dump(doc, fh)
+    return doc
+
+
+def by_family(doc: dict) -> dict[str, dict[str, float]]:
+    from mage.evaluate.metrics import aggregate
+
+    groups: dict[str, list[dict]] = {}
+    for row in doc["rows"]:
+        groups.setdefault(family(row["subject"]), []).append(row["metrics"])
+    return {fam: {**aggregate(rows), "clips": len(rows)} for fam, rows in sorted(groups.items())}
+
+
+def learning_curve(run: Path, dataset, n: int, cache: Path) -> list[dict]:
+    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.model.checkpoint import load_checkpoint
+    from mage.train.checkpoints import list_checkpoints
+
+    points = []
+    for step, ckpt in list_checkpoints(run):
+        def score(ckpt=ckpt):
+            model = load_checkpoint(ckpt).eval()
+            return evaluate(model_predict_fn(model, "offline", None, 0), Subset(dataset, first=n), "test",
+                            progress=False)
+        m = run_eval(f"curve_{run.name}_{step}_first{n}", cache, score)["metrics"]
+        points.append({"step": step, **{k: m[k] for k in ("mpjpe", "l_pe", "jitter", "gt_jitter", "stride_ratio")}})
+    return points
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from mage.data.dataset import ProcessedDataset
+    from mage.evaluate.baselines import make_baseline
+    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.inference.pretrained import load_pretrained, resolve_checkpoint
+
+    dataset = ProcessedDataset(args.data)
+    cache = Path(args.cache) / Path(args.data).name
+    online_set = Subset(dataset, every=args.online_stride)
+    results: dict[str, dict] = {}
+
+    base = run_eval("mean-pose", cache, lambda: evaluate(make_baseline("mean-pose", dataset), dataset, "test",
+                                                          method="mean-pose", progress=True))
+    results["mean-pose"] = {"offline": base["metrics"], "families": by_family(base)}
+    for name in args.model:
+        tag = name.replace("/", "_")
+        model = load_pretrained(name)
+        offline = [run_eval(f"{tag}_offline_s{s}", cache, lambda s=s: evaluate(
+            model_predict_fn(model, "offline", None, s), dataset, "test", method=name, seed=s)) for s in args.seeds]
+        online = run_eval(f"{tag}_online_s0_every{args.online_stride}", cache, lambda: evaluate(
+            model_predict_fn(model, "online", None, 0), online_set, "test", method=name, seed=0))
+
+        quiet = copy.deepcopy(model)  # the noise-policy diagnosis: (almost) no initial noise
+        quiet.config = dataclasses.replace(model.config, init_noise_scale=1e-6)
+        no_noise = run_eval(f"{tag}_offline_s0_no_noise", cache, lambda: evaluate(
+            model_predict_fn(quiet, "offline", None, 0), dataset, "test", method=name, seed=0))
+
+        keys = offline[0]["metrics"].keys()
+        mean = {k: statistics.fmean(d["metrics"][k] for d in offline) for k in keys}
+        spread = {k: statistics.stdev([d["metrics"][k] for d in offline]) for k in keys} if len(offline) > 1 else {}
+        results[name] = {
+            "checkpoint": str(resolve_checkpoint(name)),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "offline": mean, "offline_spread": spread, "online": online["metrics"],
+            "offline_no_noise": no_noise["metrics"],
+            "online_clips": len(online["rows"]), "families": by_family(offline[0]),
+            "offline_seconds": statistics.fmean(d["seconds"] for d in offline),
+            "machine": offline[0]["machine"],
+        }
+    default = args.model[0]
+    from mage.inference.sequence import ONLINE_CONSISTENCY
+
+    sweep = {}
+    model = load_pretrained(default)
+    for lam in args.consistency_sweep:
+        doc = run_eval(f"{default.replace('/', '_')}_online_s0_every{args.online_stride}_consistency{lam:g}", cache,
+                       lambda lam=lam: evaluate(online_predictor(model, lam), online_set, "test", method=default, seed=0))
+        sweep[lam] = doc["metrics"]
+    results[default]["consistency_sweep"] = sweep
+    results[default]["online_consistency"] = ONLINE_CONSISTENCY
+    d = results[default]
+    checks = {
+        "mpjpe": (d["offline"]["mpjpe"], d["offline"]["mpjpe"] <= TARGETS["mpjpe"]),
+        "l_pe": (d["offline"]["l_pe"], d["offline"]["l_pe"] <= TARGETS["l_pe"]),
+        "stride_ratio": (d["offline"]["stride_ratio"], d["offline"]["stride_ratio"] >= TARGETS["stride_ratio"]),
+        "jitter_ratio_offline": (r := d["offline"]["jitter"] / d["offline"]["gt_jitter"], r <= TARGETS["jitter_ratio_offline"]),
+        "jitter_ratio_online": (r := d["online"]["jitter"] / d["online"]["gt_jitter"], r <= TARGETS["jitter_ratio_online"]),
+        "beats_mean_pose": (None, not (lost := [k for k in PROTOCOL_KEYS
+                                                 if d["offline"][k] >= results["mean-pose"]["offline"][k]])),
+    }
+    if lost:  # a constant pose has a jitter below the ground truth's: no real motion beats it there
+        checks["beats_mean_pose"] = ("loses on " + ", ".join(lost), False)
+    curves = {run: learning_curve(Path(run), dataset, args.curve_sequences, cache) for run in args.curve}
+    write_report(args, results, checks, curves)
+    return 0
+
+
+def write_report(args, results: dict, checks: dict, curves: dict) -> None:
+    from mage.core.atomic import atomic_path, atomic_write
+    from mage.evaluate.metrics import METRICS
+
+    out = Path(args.out)
+    doc = {"benchmark": NAME, "data": args.data, "default_model": args.model[0], "targets": TARGETS,
+           "checks": {k: {"value": v, "met": ok} for k, (v, ok) in checks.items()},
+           "results": results, "curves": curves}
+    with atomic_write(out / f"{NAME}.json", "w") as fh:
+        json.dump(doc, fh, indent=1)
+    units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
+    machine = next((r["machine"] for r in results.values() if "machine" in r), {})
+    lines = [f"# Bundled models on the held-out split of `{Path(args.data).name}`", "",
+             f"Produced by `python benchmarks/bundled_models/run.py` ({NAME}.json). Offline: mean over seeds "
+             f"{', '.join(map(str, args.seeds))} (± std); online (causal, as the Streamer): seed 0, every "
+             f"{args.online_stride}. test clip, default consistency. "
+             f"Machine: {machine.get('cpu', '?')}, {machine.get('cpu_threads', '?')} thread(s).", ""]
+    for mode in ("offline", "online", "offline_no_noise"):
+        lines += [f"## {mode}" + (" (initial noise x 1e-6: does the sampler's noise cause the jitter?)"
+                                  if mode == "offline_no_noise" else ""), "", "| model | " + " | ".join(units[k] for k in TABLE_KEYS) + " |",
+                  "|---" * (1 + len(TABLE_KEYS)) + "|"]
+        for name, r in results.items():
+            if mode not in r:
+                continue
+            sp = r.get("offline_spread", {}) if mode == "offline" else {}
+            lines.append(f"| {name} | " + " | ".join(
+                f"{r[mode][k]:.2f}" + (f" ± {sp[k]:.2f}" if k in sp else "") for k in TABLE_KEYS) + " |")
+        lines.append("")
+    lines += [f"## Targets of the default model `{args.model[0]}`", "", "| check | value | target | met |",
+              "|---|---:|---:|---|"]
+    for k, (v, ok) in checks.items():
+        value = "" if v is None else v if isinstance(v, str) else f"{v:.2f}"
+        lines.append(f"| {k} | {value} | {TARGETS.get(k, 'every protocol metric')} | "
+                     f"{'yes' if ok else 'NO'} |")
+    sweep = results[args.model[0]].get("consistency_sweep", {})
+    if sweep:
+        lines += ["", f"## Online temporal consistency (default model, every {args.online_stride}. clip)", "",
+                  "y[t] = s_t[N-1] + lambda (y[t-1] - s_t[N-2]) (`mage.inference.sequence.ONLINE_CONSISTENCY`"
+                  f" = {results[args.model[0]]['online_consistency']:g}, the default of online prediction and "
+                  "`Streamer`; 0 = each frame its own window's last row).", "",
+                  "| lambda | " + " | ".join(units[k] for k in ("mpjre", "mpjpe", "l_pe", "jitter", "gt_jitter", "stride_ratio"))
+                  + " |", "|---" * 7 + "|"]
+        for lam, m in sweep.items():
+            lines.append(f"| {lam:g} | " + " | ".join(f"{m[k]:.2f}" for k in ("mpjre", "mpjpe", "l_pe", "jitter",
+                                                                              "gt_jitter", "stride_ratio")) + " |")
+    lines += ["", "## Offline, by source family (seed 0)", ""]
+    fam_keys = ("mpjpe", "l_pe", "jitter", "gt_jitter", "stride_ratio")
+    lines += ["| model | family | clips | " + " | ".join(units[k] for k in fam_keys) + " |",
+              "|---" * (3 + len(fam_keys)) + "|"]
+    for name, r in results.items():
+        for fam, m in r["families"].items():
+            lines.append(f"| {name} | {fam} | {m['clips']} | " + " | ".join(f"{m[k]:.2f}" for k in fam_keys) + " |")
+    if curves:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+        for run, pts in curves.items():
+            steps = [p["step"] for p in pts]
+            axes[0].plot(steps, [p["mpjpe"] for p in pts], "o-", label=Path(run).name)
+            axes[1].plot(steps, [p["jitter"] / p["gt_jitter"] for p in pts], "o-", label=Path(run).name)
+            axes[2].plot(steps, [p["stride_ratio"] for p in pts], "o-", label=Path(run).name)
+        for ax, t in zip(axes, ("held-out MPJPE (cm)", "held-out jitter / ground truth", "held-out stride ratio")):
+            ax.set_title(t)
+            ax.set_xlabel("training step")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_path(out / f"{NAME}_curves.png") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+        plt.close(fig)
+        lines += ["", f"## Learning curves (offline, first {args.curve_sequences} test clips)", "",
+                  f"![learning curves]({NAME}_curves.png)"]
+    with atomic_write(out / f"{NAME}.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""What the training benchmarks share: one budget for every variant, train-or-resume.
+
+Imported by ``benchmarks/cmu_mini/run.py`` and ``benchmarks/experiments/run.py`` (they
+put this folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def budget_config(preset: str, model_overrides: dict, max_steps: int, batch_size: int, seed: int,
+                  accelerator: str = "auto", **train_overrides):
+    """A TrainConfig with the benchmarks' fixed budget: warm-up 5% of the steps, five
+    checkpoints, one process, no loader workers, bf16 on GPU (32 on CPU)."""
+    from mage.model import MageConfig
+    from mage.train.config import TrainConfig
+
+    model = MageConfig.preset(preset).to_dict()
+    model.update(model_overrides)
+    return TrainConfig.from_dict({
+        "model": model, "batch_size": batch_size, "max_steps": max_steps,
+        "warmup_steps": max(1, max_steps // 20), "checkpoint_every": max(100, max_steps // 5),
+        "log_every": 50, "seed": seed, "num_workers": 0, "accelerator": accelerator,
+        "devices": 1, "precision": "bf16-mixed", **train_overrides,
+    })
+
+
+def train_or_resume(config, data: str | Path, run_dir: Path) -> tuple[Path, float]:
+    """Train ``config`` into ``run_dir`` (resuming a killed run); (final folder, seconds)."""
+    from mage.train.checkpoints import latest_checkpoint
+    from mage.train.run import train
+
+    t0 = time.perf_counter()
+    final = train(config, data, run_dir, resume=latest_checkpoint(run_dir) is not None)
+    return final, time.perf_counter() - t0
+
+
+def run_benchmark(args, recipe: str, run_one, records_and_report) -> int:
+    """The resumable main loop: every variant of every seed (seed-major, so that a partial
+    benchmark already compares all variants), the report rewritten after each run.
+    ``records_and_report(args)`` rewrites the report from what is finished on disk."""
+    import sys
+
+    if not (Path(args.data) / "manifest.json").is_file():
+        print(f"{args.data}: no processed dataset; build it with "
+              f"`mage data build --recipe {recipe} -o {args.data}`", file=sys.stderr)
+        return 2
+    for seed in args.seeds:
+        for variant in [] if args.report_only else args.variants:
+            print(f"== {variant} seed {seed}", flush=True)
+            run_one(args, variant, seed)
+            records_and_report(args)
+    records_and_report(args)
+    return 0

@@ -1,0 +1,295 @@
+"""The paper's experiments and the recipe ablations on a processed dataset (resumable).
+
+Each (variant, seed) is trained with the SAME budget (steps, batch, data), then scored on
+the held-out split with every protocol metric and the gait metrics, offline and online;
+each saved checkpoint is also scored offline on the first ``--curve-sequences`` test
+sequences, which gives the held-out learning curve (does the run plateau?). A cross-data
+evaluation (``--cross DIR``) scores the final weights on another dataset's test split:
+the protocol-2 analogue (train on one family of sources, test on another).
+
+    python benchmarks/experiments/run.py --data data/full --name full_scales \\
+        --variants s3-only s2s3 mage s0-mage --seeds 0 1 --max-steps 4000
+
+Finished runs are kept (``RUNS/<variant>_seed<k>/eval.json``) and skipped, so a
+benchmark spans sessions; ``--report-only`` rewrites the report from what is finished.
+Writes ``OUT/<name>.json``, ``OUT/<name>.md`` and PNG plots (learning curves, metric bars
+with the spread over seeds). Threads: one per process (``--threads``), which on a busy
+2-core machine is the fastest setting measured for this model size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import budget_config, run_benchmark, train_or_resume  # noqa: E402
+
+# name -> (description, model overrides on top of --preset, training overrides).
+# The scale variants keep the total depth of MAGE (6 blocks for mage-small) so that they
+# compare structure, not capacity. "mage" is the recipe of the bundled models.
+RECIPE = {"velocity_weight": 10.0}
+VARIANTS: dict[str, tuple[str, dict, dict]] = {
+    "mage": ("MAGE S1+S2+S3, [C+F+F_rec], gradual (the bundled models' recipe)", dict(RECIPE), {}),
+    "mage-no-vel": ("MAGE without the joint-velocity loss (recipe ablation)", {"velocity_weight": 0.0}, {}),
+    "s3-only": ("single stage S3 (AGRoL-like baseline)", {**RECIPE, "scales": ["S3"], "depth": {"S3": 6}}, {}),
+    "s2s3": ("two stages S2+S3", {**RECIPE, "scales": ["S2", "S3"], "depth": {"S2": 3, "S3": 3}}, {}),
+    "s0-mage": ("four stages S0+S1+S2+S3", {**RECIPE, "scales": ["S0", "S1", "S2", "S3"],
+                                            "depth": {"S0": 2, "S1": 2, "S2": 1, "S3": 1}}, {}),
+    "fusion-cf": ("MAGE, fusion [C+F]", {**RECIPE, "fusion": "c+f"}, {}),
+    "fusion-cfrec": ("MAGE, fusion [C+F_rec]", {**RECIPE, "fusion": "c+frec"}, {}),
+    "sequential": ("MAGE, sequential (one diffusion model per stage)",
+                   {**RECIPE, "mode": "sequential", "fusion": "c+frec", "xt_input": "all"}, {}),
+}
+HEADLINE = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "l_pe", "stride_ratio", "foot_sliding")
+MODES = ("offline", "online")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT / "data" / "full"), help="processed dataset (train + test)")
+    p.add_argument("--name", default="experiments", help="report name (OUT/NAME.json, .md, *.png)")
+    p.add_argument("--runs", default=None, help="training runs folder (default runs/NAME)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="report folder")
+    p.add_argument("--preset", default="mage-small", help="base model preset of every variant")
+    p.add_argument("--variants", nargs="+", default=["s3-only", "mage"], choices=list(VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--max-steps", type=int, default=2000, help="training steps of every run")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--curve-sequences", type=int, default=40, help="test sequences per learning-curve point")
+    p.add_argument("--cross", default=None, help="another processed dataset: also score its test split")
+    p.add_argument("--online-stride", type=int, default=4,
+                   help="score online on every k-th test clip (online samples a window per frame)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
+    args = p.parse_args(argv)
+    args.runs = args.runs or str(ROOT / "runs" / args.name)
+    return args
+
+
+def train_config(args, variant: str, seed: int):
+    _, model_over, train_over = VARIANTS[variant]
+    return budget_config(args.preset, model_over, args.max_steps, args.batch_size, seed,
+                         args.accelerator, **train_over)
+
+
+def score(model, dataset, mode: str, seed: int, limit: int | None = None, every: int = 1) -> dict:
+    """Test-split metrics of every ``every``-th clip (the first ``limit`` of them)."""
+    from mage.evaluate.protocol import evaluate, model_predict_fn
+
+    class Subset:
+        fps, root = dataset.fps, getattr(dataset, "root", "")
+
+        def ids(self, split):
+            return dataset.ids(split)[::every][:limit]
+
+        def load(self, id):
+            return dataset.load(id)
+
+    return evaluate(model_predict_fn(model, mode, None, seed), Subset(), "test", method="m", seed=seed,
+                    progress=False).metrics
+
+
+def learning_curve(run_dir: Path, dataset, args, seed: int) -> list[dict]:
+    """Held-out offline metrics of every saved checkpoint (step, mpjpe, jitter, ...)."""
+    from mage.model.checkpoint import load_checkpoint
+    from mage.train.checkpoints import list_checkpoints
+
+    points = []
+    for step, ckpt in list_checkpoints(run_dir):
+        m = score(load_checkpoint(ckpt).eval(), dataset, "offline", seed, args.curve_sequences)
+        points.append({"step": step, **{k: m[k] for k in ("mpjpe", "l_pe", "jitter", "stride_ratio")}})
+    return points
+
+
+def train_losses(run_dir: Path) -> list[tuple[int, float]]:
+    import csv
+
+    out = []
+    for path in sorted(run_dir.glob("logs/*/metrics.csv")):
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("train/loss"):
+                    out.append((int(row["step"]), float(row["train/loss"])))
+    return out
+
+
+def run_one(args, variant: str, seed: int) -> dict:
+    """Train (or resume) and score one variant/seed; returns its record (eval.json)."""
+    from mage.data.dataset import ProcessedDataset
+    from mage.model.checkpoint import load_checkpoint
+
+    run_dir = Path(args.runs) / f"{variant}_seed{seed}"
+    record_path = run_dir / "eval.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    final, train_seconds = train_or_resume(train_config(args, variant, seed), args.data, run_dir)
+    model = load_checkpoint(final).eval()
+    dataset = ProcessedDataset(args.data)
+    record = {
+        "variant": variant, "seed": seed, "max_steps": args.max_steps, "batch_size": args.batch_size,
+        "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": train_seconds,
+        "metrics": {mode: score(model, dataset, mode, seed, every=1 if mode == "offline" else args.online_stride)
+                    for mode in MODES},
+        "online_stride": args.online_stride,
+        "curve": learning_curve(run_dir, dataset, args, seed),
+        "train_loss": train_losses(run_dir),
+        "checkpoint": str(final),
+    }
+    if args.cross:
+        record["cross"] = {"data": args.cross,
+                           "metrics": score(model, ProcessedDataset(args.cross), "offline", seed)}
+    from mage.core.atomic import atomic_write
+    from mage.evaluate.protocol import machine_info
+
+    record["machine"] = machine_info("cpu")
+    with atomic_write(record_path, "w") as fh:
+        json.dump(record, fh, indent=1)
+    return record
+
+
+def finished_records(args) -> list[dict]:
+    records = [json.loads(p.read_text()) for p in sorted(Path(args.runs).glob("*_seed*/eval.json"))]
+    records = [r for r in records if r["variant"] in VARIANTS and r["max_steps"] == args.max_steps]
+    return sorted(records, key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"]))
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarise(records: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for variant in VARIANTS:
+        rs = [r for r in records if r["variant"] == variant]
+        if not rs:
+            continue
+        s = {"description": VARIANTS[variant][0], "seeds": [r["seed"] for r in rs],
+             "parameters": rs[0]["parameters"],
+             "train_minutes": statistics.fmean(r["train_seconds"] for r in rs) / 60}
+        for mode in MODES:
+            keys = rs[0]["metrics"][mode].keys()
+            s[mode] = {k: _mean_std([r["metrics"][mode][k] for r in rs]) for k in keys}
+        if all("cross" in r for r in rs):
+            keys = rs[0]["cross"]["metrics"].keys()
+            s["cross"] = {k: _mean_std([r["cross"]["metrics"][k] for r in rs]) for k in keys}
+        out[variant] = s
+    if "s3-only" in out:
+        base = out["s3-only"]["offline"]
+        for variant, s in out.items():
+            if variant != "s3-only":
+                s["vs_single_stage_percent"] = {
+                    k: 100.0 * (s["offline"][k][0] - base[k][0]) / base[k][0]
+                    for k in ("mpjre", "mpjve", "jitter", "mpjpe", "l_pe") if base[k][0]}
+    return out
+
+
+def plot(records: list[dict], summary: dict, out: Path, name: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for r in records:
+        label = f"{r['variant']} s{r['seed']}"
+        if r["train_loss"]:
+            steps, loss = zip(*r["train_loss"])
+            axes[0].plot(steps, loss, label=label)
+        if r["curve"]:
+            axes[1].plot([p["step"] for p in r["curve"]], [p["mpjpe"] for p in r["curve"]], "o-", label=label)
+            axes[2].plot([p["step"] for p in r["curve"]], [p["jitter"] for p in r["curve"]], "o-", label=label)
+    for ax, title in zip(axes, ("training loss", "held-out MPJPE (cm), offline", "held-out Jitter (10^2 m/s^3)")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    files.append(_save(fig, out / f"{name}_curves.png"))
+
+    fig, axes = plt.subplots(1, len(HEADLINE), figsize=(3 * len(HEADLINE), 3.5))
+    variants = list(summary)
+    for ax, key in zip(axes, HEADLINE):
+        means = [summary[v]["offline"][key][0] for v in variants]
+        stds = [summary[v]["offline"][key][1] or 0.0 for v in variants]
+        ax.bar(range(len(variants)), means, yerr=stds, capsize=3, color="tab:blue")
+        ax.set_xticks(range(len(variants)), variants, rotation=60, ha="right", fontsize=7)
+        ax.set_title(key, fontsize=9)
+    files.append(_save(fig, out / f"{name}_bars.png"))
+    return files
+
+
+def _save(fig, path: Path) -> str:
+    """Write a figure as PNG atomically, close it; its file name (for the Markdown)."""
+    import matplotlib.pyplot as plt
+
+    from mage.core.atomic import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return path.name
+
+
+def write_report(records: list[dict], args) -> None:
+    from mage.core.atomic import atomic_write
+    from mage.evaluate.metrics import METRICS
+
+    out = Path(args.out)
+    summary = summarise(records)
+    machine = records[0]["machine"] if records else {}
+    doc = {"benchmark": args.name, "data": args.data, "base_preset": args.preset,
+           "max_steps": args.max_steps, "batch_size": args.batch_size, "machine": machine,
+           "summary": summary, "runs": records}
+    with atomic_write(out / f"{args.name}.json", "w") as fh:
+        json.dump(doc, fh, indent=1)
+    pngs = plot(records, summary, out, args.name) if records else []
+    units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
+    lines = [f"# Experiments: {args.name}", "",
+             f"Data `{args.data}` (test split); base preset `{args.preset}`; every run {args.max_steps} steps of "
+             f"batch {args.batch_size}; machine: {machine.get('cpu', '?')}, {machine.get('cpu_threads', '?')} "
+             "thread(s). Mean ± std over seeds. Produced by `python benchmarks/experiments/run.py` "
+             f"(numbers from `{args.name}.json`).", ""]
+    for mode in MODES:
+        lines += [f"## {mode}", "", "| variant | seeds | params | train min | "
+                  + " | ".join(units[k] for k in HEADLINE) + " |", "|---" * (4 + len(HEADLINE)) + "|"]
+        for variant, s in summary.items():
+            cells = [f"{s[mode][k][0]:.2f}" + (f" ± {s[mode][k][1]:.2f}" if s[mode][k][1] is not None else "")
+                     for k in HEADLINE]
+            lines.append(f"| {variant}: {s['description']} | {len(s['seeds'])} | {s['parameters'] / 1e6:.2f} M | "
+                         f"{s['train_minutes']:.1f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    rel = {v: s["vs_single_stage_percent"] for v, s in summary.items() if "vs_single_stage_percent" in s}
+    if rel:
+        lines += ["## Against the single-stage S3 model (offline, negative = lower)", ""]
+        lines += [f"- `{v}`: " + ", ".join(f"{k} {x:+.1f}%" for k, x in r.items()) for v, r in rel.items()]
+        lines += ["", "The paper's claims: MPJRE about -5%, MPJVE about -10%, Jitter about -11%.", ""]
+    cross = {v: s["cross"] for v, s in summary.items() if "cross" in s}
+    if cross:
+        lines += [f"## Cross-data: test split of `{args.cross}` (offline)", "",
+                  "| variant | " + " | ".join(units[k] for k in HEADLINE) + " |", "|---" * (1 + len(HEADLINE)) + "|"]
+        lines += [f"| {v} | " + " | ".join(f"{c[k][0]:.2f}" for k in HEADLINE) + " |" for v, c in cross.items()]
+        lines.append("")
+    lines += [f"![{p}]({p})" for p in pngs]
+    with atomic_write(out / f"{args.name}.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return run_benchmark(args, "full", run_one, lambda a: write_report(finished_records(a), a))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
