@@ -54,3 +54,34 @@ def run_benchmark(args, recipe: str, run_one, records_and_report) -> int:
             records_and_report(args)
     records_and_report(args)
     return 0
+
+
+def _spin() -> None:  # a competing program: one core spinning
+    while True:
+        pass
+
+
+class cpu_load:
+    """``with cpu_load("busy"):`` runs the block beside one spinning process per core but
+    one (another program sharing the CPU); ``cpu_load("idle")`` adds nothing."""
+
+    def __init__(self, load: str):
+        import os
+
+        if load not in ("idle", "busy"):
+            raise ValueError(f"load: expected 'idle' or 'busy', got {load!r}")
+        self.processes = max(1, (os.cpu_count() or 1) - 1) if load == "busy" else 0
+        self._hogs = []
+
+    def __enter__(self):
+        import multiprocessing
+
+        self._hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(self.processes)]
+        for h in self._hogs:
+            h.start()
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._hogs:
+            h.terminate()
+        return False

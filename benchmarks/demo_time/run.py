@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import re
 import resource
@@ -29,13 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import cpu_load  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_S = 30.0
 
-
-def _busy_loop() -> None:
-    while True:
-        pass
 
 
 def run_demo(out: Path) -> dict:
@@ -91,20 +88,12 @@ def main(argv=None) -> int:
            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "target_s": TARGET_S, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="mage-demo-time-") as tmp:
         for load in ("idle", "busy"):
-            hogs = []
-            if load == "busy":
-                hogs = [multiprocessing.Process(target=_busy_loop, daemon=True) for _ in range(max(1, cores - 1))]
-                for h in hogs:
-                    h.start()
-            try:
+            with cpu_load(load):
                 runs = []
                 for i in range(args.repeats):
                     out = Path(tmp) / f"{load}{i}"
                     runs.append(run_demo(out))
                     print(f"{load} run {i}: {runs[-1]['wall_s']:.1f} s {runs[-1]['steps_s']}", flush=True)
-            finally:
-                for h in hogs:
-                    h.terminate()
             doc["runs"][load] = runs
         if args.update_readme_image:
             shutil.copyfile(Path(tmp) / "idle0" / "preview.png", ROOT / "docs" / "images" / "demo_frame.png")

@@ -572,11 +572,6 @@ def render_peer(peer: dict) -> list[str]:
 THREAD_KINDS = ("stream", "offline", "train")
 
 
-def _busy_loop() -> None:  # a competing program: one core spinning
-    while True:
-        pass
-
-
 def thread_worker(kind: str, threads: int) -> dict:
     """Throughput of one command kind at ``threads`` intra-op threads (own process)."""
     import torch
@@ -626,17 +621,13 @@ def thread_worker(kind: str, threads: int) -> dict:
 
 def threads_section(thread_counts: list[int]) -> dict:
     """Every kind x thread count x (idle, busy), each in a fresh process."""
-    import multiprocessing
+    sys.path.insert(0, str(HERE.parent))
+    from common import cpu_load
 
     cores = os.cpu_count() or 1
     rows = []
     for load in ("idle", "busy"):
-        hogs = []
-        if load == "busy":
-            hogs = [multiprocessing.Process(target=_busy_loop, daemon=True) for _ in range(max(1, cores - 1))]
-            for h in hogs:
-                h.start()
-        try:
+        with cpu_load(load):
             for kind in THREAD_KINDS:
                 for th in thread_counts:
                     proc = subprocess.run([sys.executable, __file__, "--thread-worker", kind, str(th)],
@@ -648,9 +639,6 @@ def threads_section(thread_counts: list[int]) -> dict:
                     r = json.loads(proc.stdout.strip().splitlines()[-1])
                     rows.append({"kind": kind, "threads": th, "load": load, **r})
                     print(f"   threads {kind:<8} {th} {load:<5} {r['value']:.1f} {r['unit']}", flush=True)
-        finally:
-            for h in hogs:
-                h.terminate()
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cores": cores,
             "busy_processes": max(1, cores - 1), "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
             "rows": rows}
