@@ -52,6 +52,11 @@ def test_cli_model_list_and_info(capsys, tmp_path):
     assert main(["model", "list"]) == 0
     out = capsys.readouterr().out
     assert "mage-small" in out and "ablation-sequential" in out
+    from mage.inference.pretrained import DEFAULT_CHECKPOINT, available_checkpoints
+
+    packaged = out.split("packaged checkpoints")[1]  # trained weights listed apart from presets
+    assert all(name in packaged for name in available_checkpoints())
+    assert f"{DEFAULT_CHECKPOINT} " in packaged and "(default)" in packaged and "CC BY-NC" in packaged
     assert main(["model", "info", "mage-small", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"]["total"] == 908_317 and info["window"] == 48

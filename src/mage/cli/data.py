@@ -210,6 +210,8 @@ def run_info(args) -> int:
                        ("dropped_leading_frames", "dropped leading frames (calibration pose)")):
         if motion.meta.get(key) not in (None, ""):
             print(f"{label}: {motion.meta[key]}")
+        elif key == "rig_confidence" and motion.meta.get("rig") not in (None, "", "auto"):
+            print("confidence: 1.0 (a preset joint map, matched by name)")
     joint_map = motion.meta.get("joint_map")
     if isinstance(joint_map, dict) and joint_map:
         print("joint map (SMPL joint <- source joint):")

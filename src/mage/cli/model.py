@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("model", help="model card (parameters, FLOPs, memory) and presets",
                               description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
     sub = p.add_subparsers(title="model commands", metavar="MODEL_COMMAND", dest="model_command")
-    p_list = sub.add_parser("list", help="list the named presets")
+    p_list = sub.add_parser("list", help="list the named presets and the packaged checkpoints")
     p_list.set_defaults(func=run)
     p_info = sub.add_parser("info", help="parameters per stage, FLOPs and memory of a preset or checkpoint")
     p_info.add_argument("target", metavar="PRESET_OR_CKPT", nargs="?", default=DEFAULT_CHECKPOINT,
@@ -48,10 +48,19 @@ def run(args) -> int:
 def _run_list() -> int:
     from mage.model.config import PRESET_DESCRIPTIONS, MageConfig
 
+    from mage.inference.pretrained import (DEFAULT_CHECKPOINT, PACKAGED_DIR, available_checkpoints,
+                                           checkpoint_card)
+
+    print("presets (architectures to train: mage train --preset NAME):")
     for name, description in PRESET_DESCRIPTIONS.items():
         cfg = MageConfig.preset(name)
-        print(f"{name:<22} {'+'.join(cfg.scales):<12} {cfg.mode:<10} width {cfg.width:<4} "
+        print(f"  {name:<22} {'+'.join(cfg.scales):<12} {cfg.mode:<10} width {cfg.width:<4} "
               f"window {cfg.window:<4} steps {cfg.sampling_steps}  {description}")
+    print("packaged checkpoints (trained weights: --ckpt NAME):")
+    for name in available_checkpoints():
+        card = checkpoint_card(PACKAGED_DIR / name)
+        default = " (default)" if name == DEFAULT_CHECKPOINT else ""
+        print(f"  {name:<22} {card.get('licence', 'licence: see its README.md')}{default}")
     return 0
 
 
