@@ -27,6 +27,30 @@ def budget_config(preset: str, model_overrides: dict, max_steps: int, batch_size
     })
 
 
+class Subset:
+    """Every ``every``-th test clip of a processed dataset (the first ``first`` of them):
+    a dataset view for mage.evaluate.protocol.evaluate (online scoring, learning curves)."""
+
+    def __init__(self, dataset, every: int = 1, first: int | None = None):
+        self.dataset, self.every, self.first = dataset, every, first
+        self.fps, self.root = dataset.fps, getattr(dataset, "root", "")
+
+    def ids(self, split):
+        return self.dataset.ids(split)[::self.every][:self.first]
+
+    def load(self, id):
+        return self.dataset.load(id)
+
+
+def finished_run(runs: str | Path, variant: str, seed: int) -> tuple[Path, dict | None]:
+    """(run folder of variant/seed, its eval.json record if the run is finished)."""
+    import json
+
+    run_dir = Path(runs) / f"{variant}_seed{seed}"
+    record = run_dir / "eval.json"
+    return run_dir, (json.loads(record.read_text()) if record.is_file() else None)
+
+
 def train_or_resume(config, data: str | Path, run_dir: Path) -> tuple[Path, float]:
     """Train ``config`` into ``run_dir`` (resuming a killed run); (final folder, seconds)."""
     from mage.train.checkpoints import latest_checkpoint

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import Subset  # noqa: E402
 NAME = "bundled_models"
 PROTOCOL_KEYS = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "u_pe", "l_pe", "root_pe")
 TABLE_KEYS = ("mpjre", "mpjpe", "l_pe", "h_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio",
@@ -69,28 +71,12 @@ def parse_args(argv=None):
 
 def online_predictor(model, consistency: float):
     """predict_fn of the online mode with a given consistency (seed 0)."""
-    import torch
-
     from mage.core import rotations as rot
     from mage.inference.sequence import predict_sequence
 
     def predict(cond, head):
         return rot.rot6d_to_matrix(predict_sequence(model, cond, "online", seed=0, consistency=consistency).double())
     return predict
-
-
-class Subset:
-    """Every k-th (or the first n) clip of a split of a processed dataset."""
-
-    def __init__(self, dataset, every: int = 1, first: int | None = None):
-        self.dataset, self.every, self.first = dataset, every, first
-        self.fps, self.root = dataset.fps, getattr(dataset, "root", "")
-
-    def ids(self, split):
-        return self.dataset.ids(split)[::self.every][:self.first]
-
-    def load(self, id):
-        return self.dataset.load(id)
 
 
 def run_eval(key: str, cache: Path, fn):

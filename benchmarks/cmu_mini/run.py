@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import budget_config, run_benchmark, train_or_resume  # noqa: E402
+from common import budget_config, finished_run, run_benchmark, train_or_resume  # noqa: E402
 
 # name -> (description, model overrides on top of the base preset). The S3-only baseline
 # gets the same total depth as MAGE's three stages, so the comparison is about structure.
@@ -76,10 +76,9 @@ def run_one(args, variant: str, seed: int) -> dict:
     from mage.evaluate.protocol import evaluate, model_predict_fn
     from mage.model.checkpoint import load_checkpoint
 
-    run_dir = Path(args.runs) / f"{variant}_seed{seed}"
-    record_path = run_dir / "eval.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
+    run_dir, record = finished_run(args.runs, variant, seed)
+    if record is not None:
+        return record
     final, train_seconds = train_or_resume(train_config(args, variant, seed), args.data, run_dir)
     model = load_checkpoint(final, device="cuda" if torch.cuda.is_available() else "cpu").eval()
     result = evaluate(model_predict_fn(model, "offline", args.sample_steps, seed), ProcessedDataset(args.data),
@@ -94,7 +93,7 @@ def run_one(args, variant: str, seed: int) -> dict:
     }
     from mage.core.atomic import atomic_write
 
-    with atomic_write(record_path, "w") as fh:
+    with atomic_write(run_dir / "eval.json", "w") as fh:
         json.dump(record, fh, indent=1)
     return record
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import budget_config, run_benchmark, train_or_resume  # noqa: E402
+from common import Subset, budget_config, finished_run, run_benchmark, train_or_resume  # noqa: E402
 
 # name -> (description, model overrides on top of --preset, training overrides).
 # The scale variants keep the total depth of MAGE (6 blocks for mage-small) so that they
@@ -82,17 +82,8 @@ def score(model, dataset, mode: str, seed: int, limit: int | None = None, every:
     """Test-split metrics of every ``every``-th clip (the first ``limit`` of them)."""
     from mage.evaluate.protocol import evaluate, model_predict_fn
 
-    class Subset:
-        fps, root = dataset.fps, getattr(dataset, "root", "")
-
-        def ids(self, split):
-            return dataset.ids(split)[::every][:limit]
-
-        def load(self, id):
-            return dataset.load(id)
-
-    return evaluate(model_predict_fn(model, mode, None, seed), Subset(), "test", method="m", seed=seed,
-                    progress=False).metrics
+    return evaluate(model_predict_fn(model, mode, None, seed), Subset(dataset, every, limit), "test",
+                    method="m", seed=seed, progress=False).metrics
 
 
 def learning_curve(run_dir: Path, dataset, args, seed: int) -> list[dict]:
@@ -124,10 +115,9 @@ def run_one(args, variant: str, seed: int) -> dict:
     from mage.data.dataset import ProcessedDataset
     from mage.model.checkpoint import load_checkpoint
 
-    run_dir = Path(args.runs) / f"{variant}_seed{seed}"
-    record_path = run_dir / "eval.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
+    run_dir, record = finished_run(args.runs, variant, seed)
+    if record is not None:
+        return record
     final, train_seconds = train_or_resume(train_config(args, variant, seed), args.data, run_dir)
     model = load_checkpoint(final).eval()
     dataset = ProcessedDataset(args.data)
@@ -148,7 +138,7 @@ def run_one(args, variant: str, seed: int) -> dict:
     from mage.evaluate.protocol import machine_info
 
     record["machine"] = machine_info("cpu")
-    with atomic_write(record_path, "w") as fh:
+    with atomic_write(run_dir / "eval.json", "w") as fh:
         json.dump(record, fh, indent=1)
     return record
 

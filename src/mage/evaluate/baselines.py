@@ -26,8 +26,7 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_shape
-from mage.core.constants import NUM_JOINTS
-from mage.core.tracking import CONDITION_DIM
+from mage.core.constants import CONDITION_DIM, NUM_JOINTS
 from mage.evaluate.protocol import PredictFn
 
 BASELINES: tuple[str, ...] = ("mean-pose", "copy-tracked")

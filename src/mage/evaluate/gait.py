@@ -68,8 +68,7 @@ def heading(positions: torch.Tensor) -> torch.Tensor:
     hip to the +x side, forward is -y, as for SMPL's T-pose rotated into the z-up world.
     positions: (T, 22, 3) metres.
     """
-    left = positions[:, LEFT_HIP] - positions[:, RIGHT_HIP]
-    left = left.clone()
+    left = positions[:, LEFT_HIP] - positions[:, RIGHT_HIP]  # a new tensor: safe to edit
     left[:, UP_AXIS] = 0
     up = torch.zeros_like(left)
     up[:, UP_AXIS] = 1

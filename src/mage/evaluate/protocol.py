@@ -33,10 +33,9 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_finite, check_shape
-from mage.core.constants import HEAD_JOINT, NUM_JOINTS
+from mage.core.constants import CONDITION_DIM, HEAD_JOINT, NUM_JOINTS
 from mage.core.kinematics import place_by_head
 from mage.core.skeleton import Skeleton
-from mage.core.tracking import CONDITION_DIM
 from mage.evaluate.metrics import METRIC_KEYS, aggregate, sequence_metrics
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
