@@ -28,15 +28,20 @@ def budget_config(preset: str, model_overrides: dict, max_steps: int, batch_size
 
 
 class Subset:
-    """Every ``every``-th test clip of a processed dataset (the first ``first`` of them):
-    a dataset view for mage.evaluate.protocol.evaluate (online scoring, learning curves)."""
+    """Every ``every``-th clip of a split of a processed dataset (the first ``first`` of
+    them; only subjects (split groups) starting with ``subject_prefix`` when given): a
+    dataset view for mage.evaluate.protocol.evaluate (online scoring, learning curves,
+    one source family of a cross-data test)."""
 
-    def __init__(self, dataset, every: int = 1, first: int | None = None):
-        self.dataset, self.every, self.first = dataset, every, first
+    def __init__(self, dataset, every: int = 1, first: int | None = None, subject_prefix: str = ""):
+        self.dataset, self.every, self.first, self.subject_prefix = dataset, every, first, subject_prefix
         self.fps, self.root = dataset.fps, getattr(dataset, "root", "")
 
     def ids(self, split):
-        return self.dataset.ids(split)[::self.every][:self.first]
+        ids = self.dataset.ids(split)
+        if self.subject_prefix:
+            ids = [i for i in ids if self.dataset.info(i).get("subject", "").startswith(self.subject_prefix)]
+        return ids[::self.every][:self.first]
 
     def load(self, id):
         return self.dataset.load(id)

@@ -37,3 +37,21 @@ def test_reference_runs_through_predict_sequence_like_agrol():
     cond = torch.randn(40, 54) * 0.3
     out = predict_sequence(ref, cond, "offline", overlap=0)
     assert out.shape == (40, 22, 6) and torch.isfinite(out).all()
+
+
+def test_reference_with_mage_linears_keeps_its_weights_and_output():
+    """The benchmark's "kernel: oneDNN" row of the reference: same weights, same output
+    (up to float32 summation order), the original left untouched."""
+    spec = importlib.util.spec_from_file_location("latency_run", ROOT / "benchmarks" / "latency" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    from mage.model.network import Linear
+
+    torch.manual_seed(0)
+    ref = _reference_module().AgrolReference(window=16, width=32, blocks=2, steps=2).eval()
+    fast = run._with_mage_linears(ref)
+    assert not any(type(m) is Linear for m in ref.modules())
+    assert sum(type(m) is Linear for m in fast.modules()) == sum(type(m) is torch.nn.Linear for m in ref.modules())
+    assert not any(type(m) is torch.nn.Linear for m in fast.modules())
+    cond = torch.randn(1, 16, 54)
+    torch.testing.assert_close(fast.sample(cond, 0), ref.sample(cond, 0), atol=1e-4, rtol=0)

@@ -266,3 +266,39 @@ def test_int8_precision_quantises_a_copy_of_the_feature_mlps():
     out = pipeline.sample(cond, 0)
     assert (out - MagePipeline.from_model(model).sample(cond, 0)).abs().max() < 0.1
     assert_valid_rot6d(out)
+
+
+class _OpNames(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the name of every op dispatched inside the block."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+def test_cpu_inference_runs_on_onednn_and_matches_the_default_kernel():
+    from mage.model.network import onednn_linear
+
+    torch.manual_seed(0)
+    model = MageModel(tiny(width=64)).eval()
+    _, cond = random_batch()
+    pipeline = MagePipeline.from_model(model)
+    with _OpNames() as ops:
+        fast = pipeline.sample(cond, 0)
+    assert "mkldnn._linear_pointwise" in ops.names and "aten.addmm" not in ops.names
+    with onednn_linear(False), _OpNames() as ops:
+        default = pipeline.sample(cond, 0)
+    assert "mkldnn._linear_pointwise" not in ops.names
+    torch.testing.assert_close(fast, default, atol=1e-4, rtol=0)  # same float32 math, other order
+    # training (autograd) and autocast keep torch's default kernel
+    x0, cond = random_batch()
+    with _OpNames() as ops:
+        pipeline.training_loss({"x0": x0, "cond": cond})["loss"].backward()
+    assert "mkldnn._linear_pointwise" not in ops.names
+    with _OpNames() as ops:
+        MagePipeline.from_model(model, precision="bf16").sample(cond, 0)
+    assert "mkldnn._linear_pointwise" not in ops.names

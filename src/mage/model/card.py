@@ -20,6 +20,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from mage.core.constants import CONDITION_DIM, NUM_JOINTS, ROT6D_DIM
+from mage.model.network import onednn_linear
 from mage.model.mage_model import MageModel
 from mage.model.pipeline import MagePipeline
 
@@ -109,7 +110,7 @@ def model_card(model: MageModel, steps: int | None = None) -> ModelCard:
     tracker = _ActivationBytes()
     for name, call in _step_calls(model).items():
         counter = FlopCounterMode(display=False)
-        with counter:
+        with counter, onednn_linear(False):  # FlopCounterMode counts aten's matrix products only
             call()
         if name == "all":  # gradual: split the one call by the stage sub-modules
             per_module = {k: sum(ops.values()) for k, ops in counter.get_flop_counts().items()}

@@ -246,10 +246,17 @@ def _int8_feedforward(model: MageModel) -> MageModel:
     if model_device(model).type != "cpu":
         raise ValueError("precision='int8': dynamic int8 quantisation runs on the CPU; move the model "
                          "to the CPU or use precision='bf16'")
+    model = copy.deepcopy(model).eval()
     names = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".ff." in n}
+    for name in names:  # quantize_dynamic swaps plain nn.Linear only (not the network's subclass)
+        parent, _, attr = name.rpartition(".")
+        layer = model.get_submodule(name)
+        plain = torch.nn.Linear(layer.in_features, layer.out_features)
+        plain.load_state_dict(layer.state_dict())
+        setattr(model.get_submodule(parent), attr, plain)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), names, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model, names, dtype=torch.qint8)
 
 
 # --- noise sources ----------------------------------------------------------------------
