@@ -294,11 +294,33 @@ def test_cpu_inference_runs_on_onednn_and_matches_the_default_kernel():
         default = pipeline.sample(cond, 0)
     assert "mkldnn._linear_pointwise" not in ops.names
     torch.testing.assert_close(fast, default, atol=1e-4, rtol=0)  # same float32 math, other order
-    # training (autograd) and autocast keep torch's default kernel
-    x0, cond = random_batch()
-    with _OpNames() as ops:
-        pipeline.training_loss({"x0": x0, "cond": cond})["loss"].backward()
-    assert "mkldnn._linear_pointwise" not in ops.names
+    # autocast (bf16) keeps torch's default kernel
     with _OpNames() as ops:
         MagePipeline.from_model(model, precision="bf16").sample(cond, 0)
     assert "mkldnn._linear_pointwise" not in ops.names
+
+
+def test_training_gradients_on_onednn_match_the_default_kernel():
+    from mage.model.network import onednn_linear
+
+    torch.manual_seed(0)
+    model = MageModel(tiny(width=64, velocity_weight=1.0))
+    pipeline = MagePipeline.from_model(model)
+    x0, cond = random_batch()
+
+    def gradients():
+        model.zero_grad()
+        loss = pipeline.training_loss({"x0": x0, "cond": cond}, torch.Generator().manual_seed(3))["loss"]
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    with _OpNames() as ops:
+        loss_fast, fast = gradients()
+    assert "mkldnn._linear_pointwise" in ops.names and "aten.addmm" not in ops.names
+    with onednn_linear(False):
+        loss_default, default = gradients()
+    torch.testing.assert_close(loss_fast, loss_default, rtol=1e-5, atol=1e-6)
+    assert fast.keys() == default.keys() and len(fast) == len(list(model.parameters()))
+    for name, g in default.items():
+        torch.testing.assert_close(fast[name], g, rtol=1e-3, atol=1e-5 * float(g.abs().max()) + 1e-7,
+                                   msg=lambda m, name=name: f"{name}: {m}")

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -332,4 +333,6 @@ def test_a_flooding_client_costs_only_itself(model):
 
     rtts, stats = asyncio.run(_with_server(server, scenario))
     assert stats["dropped"] == 0 and stats["processed"] == 20
-    assert max(rtts) < 0.5, rtts  # ~2 x 30 ms when served fairly; seconds when starved
+    # ~2 x 30 ms when served fairly, seconds for every pose when starved; the median and a
+    # loose maximum keep one scheduling hiccup of a loaded CI machine from failing it
+    assert statistics.median(rtts) < 0.2 and max(rtts) < 1.0, rtts
