@@ -94,3 +94,12 @@ def test_licence_summary_hours_per_split():
         "a": {"frames": 216000, "licence": "X"}, "b": {"frames": 108000, "licence": "Y"},
         "c": {"frames": 54000, "licence": "X"}}}
     assert licence_summary(manifest) == {"X": {"train": 1.0, "test": 0.25}, "Y": {"train": 0.5}}
+
+
+def test_bandai_recipe_is_the_bandai_part_of_full_with_the_same_held_out_styles():
+    full, bandai = recipes.get_recipe("full"), recipes.get_recipe("bandai")
+    assert set(bandai.sources) < set(full.sources)
+    assert {s.licence for s in bandai.sources} == {recipes.LICENCE_BANDAI}
+    # the same held-out styles as in full: a model trained on one never sees the other's test clips
+    assert set(bandai.test_subjects) == {g for g in full.test_subjects if g.startswith("bandai_")}
+    assert not set(bandai.test_subjects) & set(recipes.get_recipe("permissive").test_subjects)

@@ -43,7 +43,10 @@ def register(subparsers) -> None:
     b = sub.add_parser("build", help="raw motion files -> processed dataset (manifest + records)")
     b.add_argument("sources", nargs="*", metavar="SOURCE", help="motion files or folders")
     b.add_argument("-o", "--out", required=True, help="dataset folder")
-    b.add_argument("--recipe", default=None, help="named build (cmu-mini); SOURCE defaults to its source")
+    from mage.data.recipes import RECIPES  # pure Python + numpy: no torch at parse time
+
+    b.add_argument("--recipe", default=None,
+                   help=f"named build ({', '.join(RECIPES)}); SOURCE defaults to its source(s)")
     b.add_argument("--source", action="append", default=None,
                    help="source folder/file (alternative to SOURCE; overrides a recipe's default)")
     b.add_argument("--split-test", default=None, metavar="SUBJECTS",

@@ -19,6 +19,10 @@ the data) and HDM05 (CC BY-SA 3.0). Weights trained on it may be used commercial
 ``full``: ``permissive`` plus the Bandai Namco Research Motion dataset (about 3.3 h,
 **CC BY-NC 4.0**: weights trained on it are non-commercial).
 
+``bandai``: the Bandai Namco part of ``full`` alone, with the same held-out styles: the
+other side of the cross-source test (train on Bandai, test on the permissive sources'
+held-out clips, and the reverse; ``benchmarks/experiments/run.py --cross``).
+
 Held-out (test) groups, fixed and chosen so that no performance leaks across the split:
 - CMU by subject: 03, 06, 07 (as in cmu-mini; the new CMU subjects are all in train).
 - Dance sets by take: salsa takes k and k + 15 are the two partners of one take and
@@ -144,10 +148,12 @@ _SHARED_CMU = SourceSpec("../shared/data/mocap", "shared", LICENCE_CMU)
 
 PERMISSIVE_SOURCES = (_SHARED_CMU, SourceSpec("cmu_hdm05", "cache", LICENCE_CMU, cmu_hdm05_group,
                                               cmu_hdm05_fps))
-FULL_SOURCES = PERMISSIVE_SOURCES + (SourceSpec("bandai_namco", "cache", LICENCE_BANDAI, bandai_group),)
+BANDAI_SOURCES = (SourceSpec("bandai_namco", "cache", LICENCE_BANDAI, bandai_group),)
+FULL_SOURCES = PERMISSIVE_SOURCES + BANDAI_SOURCES
 PERMISSIVE_TEST_GROUPS = ("03", "06", "07", "salsa_take_01", "salsa_take_02", "indian_15", "martial_10",
                           "hdm05_tr")
-FULL_TEST_GROUPS = PERMISSIVE_TEST_GROUPS + ("bandai_dataset-2_youthful", "bandai_dataset-1_happy")
+BANDAI_TEST_GROUPS = ("bandai_dataset-2_youthful", "bandai_dataset-1_happy")
+FULL_TEST_GROUPS = PERMISSIVE_TEST_GROUPS + BANDAI_TEST_GROUPS
 
 
 def licence_of(spec: SourceSpec, rel: PurePosixPath) -> str:
@@ -337,6 +343,14 @@ RECIPES: dict[str, Recipe] = {
                     "test adds Bandai dataset-2 style youthful and dataset-1 style happy",
         sources=FULL_SOURCES,
         test_subjects=FULL_TEST_GROUPS,
+        min_seconds=1.0,
+    ),
+    "bandai": Recipe(
+        name="bandai",
+        description="mocap_more/bandai_namco alone (CC BY-NC 4.0: non-commercial), for cross-source "
+                    "tests; test: dataset-2 style youthful and dataset-1 style happy",
+        sources=BANDAI_SOURCES,
+        test_subjects=BANDAI_TEST_GROUPS,
         min_seconds=1.0,
     ),
 }
