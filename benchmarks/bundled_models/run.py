@@ -37,6 +37,7 @@ NAME = "bundled_models"
 PROTOCOL_KEYS = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "u_pe", "l_pe", "root_pe")
 TABLE_KEYS = ("mpjre", "mpjpe", "l_pe", "h_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio",
               "foot_sliding", "gt_foot_sliding", "floating", "penetration")
+SWEEP_KEYS = ("mpjre", "mpjpe", "l_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio")
 TARGETS = {"mpjpe": 7.0, "l_pe": 10.0, "stride_ratio": 0.7, "jitter_ratio_online": 2.0,
            "jitter_ratio_offline": 2.5}
 
@@ -82,12 +83,23 @@ def online_predictor(model, consistency: float):
     return predict
 
 
+MAX_CONSISTENCY_COST = 0.01  # the MPJPE the consistency may cost on the validation clips (relative)
+
+
 def choose_consistency(validation: dict[float, dict]) -> float:
     """The rule that picks the online consistency lambda on the validation clips: the
-    smallest lambda whose online jitter is at most the data issue's 2x the ground truth's
-    (each lambda costs a little MPJPE); the largest tried if none is."""
-    ok = [lam for lam, m in sorted(validation.items()) if m["jitter"] <= TARGETS["jitter_ratio_online"] * m["gt_jitter"]]
-    return ok[0] if ok else max(validation)
+    largest lambda (the smoothest output) whose MPJPE is within ``MAX_CONSISTENCY_COST``
+    of lambda 0's.
+
+    A relative rule on purpose: the validation clips come from the train split (the
+    recipes have no validation split), where the model's output is smoother and closer
+    than on unseen clips, so absolute thresholds there would not carry over (measured:
+    full-medium's train clips are at 1.89x the ground truth's jitter already at lambda 0,
+    against 2.33x on held-out clips); MPJVE alone keeps falling up to the largest lambda
+    tried while MPJPE rises (the carry starts to lag)."""
+    base = validation[min(validation)]["mpjpe"]
+    ok = [lam for lam in sorted(validation) if validation[lam]["mpjpe"] <= base * (1 + MAX_CONSISTENCY_COST)]
+    return max(ok)
 
 
 def run_eval(key: str, cache: Path, fn):
@@ -253,9 +265,8 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
                   "y[t] = s_t[N-1] + lambda (y[t-1] - s_t[N-2]) (`mage.inference.sequence.ONLINE_CONSISTENCY`"
                   f" = {results[args.model[0]]['online_consistency']:g}, the default of online prediction and "
                   "`Streamer`; 0 = each frame its own window's last row).", "",
-                  "| lambda | " + " | ".join(units[k] for k in ("mpjre", "mpjpe", "l_pe", "jitter", "gt_jitter", "stride_ratio"))
-                  + " |", "|---" * 7 + "|"]
-        cols = ("mpjre", "mpjpe", "l_pe", "jitter", "gt_jitter", "stride_ratio")
+                  "| lambda | " + " | ".join(units[k] for k in SWEEP_KEYS) + " |", "|---" * (1 + len(SWEEP_KEYS)) + "|"]
+        cols = SWEEP_KEYS
         for lam, m in sweep.items():
             lines.append(f"| {lam:g} | " + " | ".join(f"{m[k]:.2f}" for k in cols) + " |")
         r = results[args.model[0]]
@@ -263,12 +274,18 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
         if val:
             lines += ["", f"Chosen on validation clips (every {args.validation_every}th clip of the TRAIN split: "
                       "the recipes have no validation split, and the test split above is never used to choose) "
-                      "by `choose_consistency`: the smallest lambda whose online jitter is <= "
-                      f"{TARGETS['jitter_ratio_online']:g}x the ground truth's. Chosen: "
+                      "by `choose_consistency`: the largest lambda whose MPJPE is within "
+                      f"{MAX_CONSISTENCY_COST:.0%} of lambda 0's (a relative rule: the train clips are smoother "
+                      "and closer for the model than unseen ones, so absolute thresholds there would not carry "
+                      "over). The rule was fixed after this sweep had run. Lambdas that meet the online MPJPE "
+                      "and jitter targets on the test clips above: "
+                      + (", ".join(f"{lam:g}" for lam, m in sweep.items() if m["mpjpe"] <= TARGETS["mpjpe"]
+                                   and m["jitter"] <= TARGETS["jitter_ratio_online"] * m["gt_jitter"]) or "none")
+                      + ". Chosen: "
                       f"**{r['consistency_chosen']:g}** (the library default is {r['online_consistency']:g}"
                       + ("" if r["consistency_chosen"] == r["online_consistency"] else ": NOT the chosen value")
                       + ").", "", "| lambda (validation) | " + " | ".join(units[k] for k in cols) + " |",
-                      "|---" * 7 + "|"]
+                      "|---" * (1 + len(cols)) + "|"]
             for lam, m in val.items():
                 lines.append(f"| {lam:g} | " + " | ".join(f"{m[k]:.2f}" for k in cols) + " |")
     lines += ["", "## Offline, by source family (seed 0)", ""]

@@ -362,11 +362,13 @@ def _sample_flops(sampler) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from mage.model.network import onednn_linear
     from mage.model.pipeline import as_sampler
 
     sampler = as_sampler(sampler)
     cond = torch.zeros(1, int(sampler.window), 54)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    # FlopCounterMode counts aten's matrix products only: count with torch's default kernel
+    with torch.inference_mode(), onednn_linear(False), FlopCounterMode(display=False) as counter:
         sampler.sample(cond, 0)
     return counter.get_total_flops()
 

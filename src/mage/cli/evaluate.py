@@ -1,7 +1,7 @@
 """``mage eval``: score a checkpoint (or a baseline) on a processed data set's split.
 
 examples:
-    mage eval --data data/cmu-mini --out reports/full-small       # the bundled default model
+    mage eval --data data/cmu-mini --out reports/full-medium       # the bundled default model
     mage eval --ckpt runs/small --data data/amass-p1 --split test --out reports/p1 --seeds 0 1 2
     mage eval --baseline mean-pose --data data/amass-p1 --out reports/p1-mean-pose
 

@@ -1,7 +1,7 @@
 """``mage export``: ONNX files of a checkpoint, checked against PyTorch in onnxruntime.
 
 examples:
-    mage export --onnx full-small.onnx                 # the bundled default model
+    mage export --onnx full-medium.onnx                 # the bundled default model
     mage export --ckpt runs/small --onnx small.onnx --steps 4
     mage export --onnx denoiser.onnx --no-sampler
 

@@ -4,7 +4,7 @@ examples:
     mage serve                                     # the bundled model on 127.0.0.1:8765
     mage serve --host 127.0.0.1 --port 8765 --frame openxr
     mage serve --ckpt runs/small --port 9000       # your trained run
-    mage serve --onnx full-small.sampler.onnx      # onnxruntime (from mage export)
+    mage serve --onnx full-medium.sampler.onnx      # onnxruntime (from mage export)
 
 Message schema: mage.inference.server; examples/stream_client.py is a client. Stop with
 Ctrl-C or SIGTERM.

@@ -13,7 +13,7 @@ CHECKPOINT_FILES = ("config.json", "model.safetensors")
 # The model every command and ``load_pretrained()`` use when none is named: the most
 # accurate bundled checkpoint (its model card, README.md in its folder, gives the data,
 # the licence and the held-out metrics).
-DEFAULT_CHECKPOINT = "full-small"
+DEFAULT_CHECKPOINT = "full-medium"
 PACKAGED_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
 
 
