@@ -1,8 +1,8 @@
 """Held-out report of the bundled models: protocol + gait metrics, targets, curves.
 
-    python benchmarks/bundled_models/run.py --data data/full \\
-        --model full-small --model permissive-small --model cmu-small \\
-        --curve runs/full-small --curve runs/permissive-small
+    python benchmarks/bundled_models/run.py --data data/full --online-stride 4 \\
+        --model full-medium --model full-small --model permissive-small --model cmu-small \\
+        --curve runs/full-base --curve runs/full-small --curve runs/permissive-small
 
 For every model: offline (seeds 0 and 1: mean and spread) and online (seed 0) on the
 test split of ``--data`` (the ``full`` recipe's held-out groups, see
@@ -13,7 +13,9 @@ Baselines: the mean pose of the train split. The first ``--model`` is checked ag
 the targets of the data issue (MPJPE <= 7 cm, L-PE <= 10 cm, jitter <= 2x the ground
 truth's online and <= 2.5x offline, stride ratio >= 0.7, better than the mean pose on
 every protocol metric). ``--curve RUN`` adds the held-out learning curve of a training
-run (every saved checkpoint, offline, on ``--curve-sequences`` test clips).
+run (every saved checkpoint, offline, on ``--curve-sequences`` test clips). The online
+consistency (lambda) is swept on the default model and chosen on validation clips of the
+train split (``choose_consistency``), the test clips shown beside it.
 
 Writes ``OUT/bundled_models.json`` and ``.md`` and ``bundled_models_curves.png``.
 Resumable: each (model, mode, seed) result is cached in ``--cache`` and reused.
