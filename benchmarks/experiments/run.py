@@ -190,12 +190,14 @@ def summarise(records: list[dict]) -> dict:
             s["cross"] = {k: _mean_std([r["cross"]["metrics"][k] for r in rs]) for k in keys}
         out[variant] = s
     if "s3-only" in out:
-        base = out["s3-only"]["offline"]
         for variant, s in out.items():
-            if variant != "s3-only":
-                s["vs_single_stage_percent"] = {
-                    k: 100.0 * (s["offline"][k][0] - base[k][0]) / base[k][0]
-                    for k in ("mpjre", "mpjve", "jitter", "mpjpe", "l_pe") if base[k][0]}
+            if variant == "s3-only":
+                continue
+            for part, key in (("offline", "vs_single_stage_percent"), ("cross", "cross_vs_single_stage_percent")):
+                base = out["s3-only"].get(part)
+                if base is not None and part in s:
+                    s[key] = {k: 100.0 * (s[part][k][0] - base[k][0]) / base[k][0]
+                              for k in ("mpjre", "mpjve", "jitter", "mpjpe", "l_pe") if base[k][0]}
     return out
 
 
@@ -207,14 +209,17 @@ def plot(records: list[dict], summary: dict, out: Path, name: str) -> list[str]:
 
     files = []
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for r in records:
+    order = list(dict.fromkeys(r["variant"] for r in records))
+    for r in records:  # one colour per variant, one line style per seed
         label = f"{r['variant']} s{r['seed']}"
+        style = dict(color=plt.cm.tab10(order.index(r["variant"]) % 10),
+                     linestyle=("-", "--", ":", "-.")[r["seed"] % 4], label=label)
         if r["train_loss"]:
             steps, loss = zip(*r["train_loss"])
-            axes[0].plot(steps, loss, label=label)
+            axes[0].plot(steps, loss, **style)
         if r["curve"]:
-            axes[1].plot([p["step"] for p in r["curve"]], [p["mpjpe"] for p in r["curve"]], "o-", label=label)
-            axes[2].plot([p["step"] for p in r["curve"]], [p["jitter"] for p in r["curve"]], "o-", label=label)
+            axes[1].plot([p["step"] for p in r["curve"]], [p["mpjpe"] for p in r["curve"]], marker="o", **style)
+            axes[2].plot([p["step"] for p in r["curve"]], [p["jitter"] for p in r["curve"]], marker="o", **style)
     for ax, title in zip(axes, ("training loss", "held-out MPJPE (cm), offline", "held-out Jitter (10^2 m/s^3)")):
         ax.set_title(title)
         ax.set_xlabel("step")
@@ -290,6 +295,11 @@ def write_report(records: list[dict], args) -> None:
                   "| variant | " + " | ".join(units[k] for k in HEADLINE) + " |", "|---" * (1 + len(HEADLINE)) + "|"]
         lines += [f"| {v} | " + " | ".join(f"{c[k][0]:.2f}" + (f" ± {c[k][1]:.2f}" if c[k][1] is not None else "") for k in HEADLINE) + " |"
                   for v, c in cross.items()]
+        crel = {v: s["cross_vs_single_stage_percent"] for v, s in summary.items()
+                if "cross_vs_single_stage_percent" in s}
+        if crel:
+            lines += ["", "Against the single-stage S3 model on these clips (negative = lower):", ""]
+            lines += [f"- `{v}`: " + ", ".join(f"{k} {x:+.1f}%" for k, x in r.items()) for v, r in crel.items()]
         lines.append("")
     lines += [f"![{p}]({p})" for p in pngs]
     with atomic_write(out / f"{args.name}.md", "w") as fh:
