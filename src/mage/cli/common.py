@@ -18,11 +18,13 @@ from mage.inference.pretrained import DEFAULT_CHECKPOINT
 
 
 # Default intra-op threads per kind of work, from the threads section of
-# benchmarks/latency/results/latency.md (mage-small on a 2-core CPU shared with other
-# jobs, and with one more busy process): one thread was 3 to 20 times faster than two for
-# batch-1 streaming, offline batches and training steps alike, because threads that spin
-# waiting for a core held by another program stall every operation. On an idle machine
-# more threads may help; --threads N says so. None would mean torch's default (all cores).
+# benchmarks/latency/results/latency.md (mage-small on a 2-core CPU): with one other busy
+# process, one thread was 1.6x (streaming), 2.9x (offline batches) and 15x (training
+# steps) faster than two, because threads that spin waiting for a core held by another
+# program stall every operation; on the idle machine two threads were 1.4x (offline) and
+# 1.7x (training) faster, one still faster for streaming. One is the default that never
+# collapses; on an idle machine of your own --threads N may help. None would mean
+# torch's default (all cores).
 DEFAULT_THREADS = {"stream": 1, "offline": 1, "train": 1}
 
 THREAD_HELP = {
@@ -37,7 +39,7 @@ def add_threads_argument(p, kind: str) -> None:
     default = DEFAULT_THREADS[kind]
     p.add_argument("--threads", type=int, metavar="N", default=default,
                    help=f"CPU threads (default {default or 'all cores'}: for {THREAD_HELP[kind]} on a "
-                        "2-core CPU shared with other programs, one thread was several times faster "
+                        "2-core CPU shared with another busy program, one thread was 1.6-15x faster "
                         "than two; on an idle machine more may help; see "
                         "benchmarks/latency/results/latency.md)")
 
