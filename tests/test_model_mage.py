@@ -1,6 +1,8 @@
 """MageModel and its pipelines: every preset builds, trains a step and samples (at tiny
 sizes, on CPU); one noise specification (a seed or tensors) covers every stage."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -324,3 +326,43 @@ def test_training_gradients_on_onednn_match_the_default_kernel():
     for name, g in default.items():
         torch.testing.assert_close(fast[name], g, rtol=1e-3, atol=1e-5 * float(g.abs().max()) + 1e-7,
                                    msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_onednn_switch_is_per_thread_and_odd_inputs_take_the_default_path():
+    import threading
+
+    from mage.model.network import Linear, onednn_linear
+
+    lin = Linear(8, 4)
+    x = torch.randn(3, 5, 8)
+    seen = {}
+
+    def other_thread():
+        with torch.no_grad(), _OpNames() as ops:
+            lin(x)
+        seen["ops"] = ops.names
+
+    with onednn_linear(False):  # this thread only
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+    assert "mkldnn._linear_pointwise" in seen["ops"]
+    # empty batches, torch.func transforms and TorchScript take F.linear and agree with it
+    empty = torch.randn(0, 8, requires_grad=True)
+    lin(empty).sum().backward()
+    assert empty.grad.shape == (0, 8)
+    grad = torch.func.grad(lambda v: lin(v).sum())(x)
+    torch.testing.assert_close(grad, lin.weight.sum(0).expand_as(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script announces its deprecation
+        scripted = torch.jit.script(lin)
+    torch.testing.assert_close(scripted(x), torch.nn.functional.linear(x, lin.weight, lin.bias))
+
+
+def test_int8_conversion_leaves_the_global_random_state_alone():
+    model = MageModel(tiny()).eval()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    MagePipeline.from_model(model, precision="int8")
+    assert torch.equal(torch.rand(3), expected)

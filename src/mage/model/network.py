@@ -20,6 +20,7 @@ of "first" at the same budget), so it is kept only as an option.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import warnings
 from dataclasses import dataclass
@@ -35,10 +36,10 @@ NUM_X_VALUES = NUM_JOINTS * ROT6D_DIM  # one frame of x_t (the final state), fla
 _IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
-# --- the CPU inference kernel of every fully connected layer -----------------------------
+# --- the CPU kernel of every fully connected layer ----------------------------------------
 def _onednn_linear_works() -> bool:
     """Whether this torch build has oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``,
-    the kernel torch.compile's CPU backend uses) and it agrees with ``F.linear``."""
+    which torch.compile's CPU backend also calls) and it agrees with ``F.linear``."""
     try:
         if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
             return False
@@ -51,19 +52,28 @@ def _onednn_linear_works() -> bool:
         return False
 
 
-_ONEDNN_LINEAR = {"enabled": None}  # None: not probed yet (the probe runs on first use)
+_ONEDNN_PROBE: dict[str, bool] = {}  # {"works": bool} once probed (first use), process-wide
+# the switch of ``onednn_linear``: per thread and per asyncio task, so that one caller's
+# ``with onednn_linear(False)`` never changes another's kernel
+_ONEDNN_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("mage_onednn_linear", default=True)
+
+
+def _onednn_available() -> bool:
+    if "works" not in _ONEDNN_PROBE:
+        _ONEDNN_PROBE["works"] = _onednn_linear_works()
+    return _ONEDNN_PROBE["works"]
 
 
 @contextlib.contextmanager
 def onednn_linear(enabled: bool):
-    """``with onednn_linear(False):`` runs every ``Linear`` with torch's default kernel
-    (for comparisons, e.g. the latency benchmark's kernel rows); True restores the default."""
-    before = _ONEDNN_LINEAR["enabled"]
-    _ONEDNN_LINEAR["enabled"] = bool(enabled) and _onednn_linear_works()
+    """``with onednn_linear(False):`` runs every ``Linear`` of this thread (or asyncio task)
+    with torch's default kernel, e.g. for the latency benchmark's kernel rows; True (the
+    default) uses oneDNN where ``Linear`` can."""
+    token = _ONEDNN_ENABLED.set(bool(enabled))
     try:
         yield
     finally:
-        _ONEDNN_LINEAR["enabled"] = before
+        _ONEDNN_ENABLED.reset(token)
 
 
 def _onednn_matmul(a: torch.Tensor, b_t: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -82,10 +92,12 @@ class _OneDNNLinearFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
         g = grad.reshape(-1, grad.shape[-1])  # (M, out)
-        grad_x = _onednn_matmul(g, weight.t().contiguous()).view(x.shape) if ctx.needs_input_grad[0] else None
-        grad_w = _onednn_matmul(g.t().contiguous(), x.reshape(-1, x.shape[-1]).t().contiguous())  # (out, in)
-        return grad_x, grad_w, g.sum(0)
+        grad_x = _onednn_matmul(g, weight.t().contiguous()).view(x.shape) if need_x else None
+        grad_w = (_onednn_matmul(g.t().contiguous(), x.reshape(-1, x.shape[-1]).t().contiguous())  # (out, in)
+                  if need_w else None)
+        return grad_x, grad_w, g.sum(0) if need_b else None
 
 
 class Linear(nn.Linear):
@@ -99,11 +111,18 @@ class Linear(nn.Linear):
     (benchmarks/latency/results/latency.md); a training step of a width-192 mage-small at
     batch 64 1.35x faster. Same float32 math, only the summation order differs (samples
     agree to ~1e-4, gradients to ~1e-4 relative; tested against ``F.linear``). The default
-    path is kept wherever it is needed: autocast (bf16), tracing or export (the ONNX graph
-    keeps a plain Gemm), other devices and dtypes, or ``onednn_linear(False)``.
+    path is kept wherever it is needed: autocast (bf16), tracing, scripting or export (the
+    exported graph is the same as with ``nn.Linear``), ``torch.func`` transforms, empty
+    inputs, other devices and dtypes, or ``onednn_linear(False)``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript compiles only this branch
+            return F.linear(x, self.weight, self.bias)
+        return self._forward_eager(x)
+
+    @torch.jit.ignore
+    def _forward_eager(self, x: torch.Tensor) -> torch.Tensor:
         if not self._use_onednn(x):
             return F.linear(x, self.weight, self.bias)
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or self.bias.requires_grad):
@@ -111,15 +130,20 @@ class Linear(nn.Linear):
         return _onednn_matmul(x, self.weight, self.bias)
 
     def _use_onednn(self, x: torch.Tensor) -> bool:
-        if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 2:
+        if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 2 or x.numel() == 0:
             return False
         if self.weight.dtype != torch.float32 or self.bias is None or torch.is_autocast_enabled("cpu"):
             return False
-        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        if torch.jit.is_tracing() or torch.compiler.is_compiling() or _functorch_active():
             return False
-        if _ONEDNN_LINEAR["enabled"] is None:
-            _ONEDNN_LINEAR["enabled"] = _onednn_linear_works()
-        return _ONEDNN_LINEAR["enabled"]
+        return _ONEDNN_ENABLED.get() and _onednn_available()
+
+
+def _functorch_active() -> bool:
+    """Whether a ``torch.func`` transform (grad, vmap, jvp) is running: oneDNN's op has no
+    batching rule and the autograd function no functorch support, so they take F.linear."""
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active()) if active is not None else False
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

@@ -251,8 +251,8 @@ def _int8_feedforward(model: MageModel) -> MageModel:
     for name in names:  # quantize_dynamic swaps plain nn.Linear only (not the network's subclass)
         parent, _, attr = name.rpartition(".")
         layer = model.get_submodule(name)
-        plain = torch.nn.Linear(layer.in_features, layer.out_features)
-        plain.load_state_dict(layer.state_dict())
+        plain = torch.nn.utils.skip_init(torch.nn.Linear, layer.in_features, layer.out_features)
+        plain.load_state_dict(layer.state_dict())  # skip_init: no draw from the global RNG
         setattr(model.get_submodule(parent), attr, plain)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
