@@ -115,13 +115,19 @@ def train_losses(run_dir: Path) -> list[tuple[int, float]]:
 
 def _rescore_online(args, run_dir: Path, record: dict, seed: int) -> dict:
     """A finished run scored online on another clip stride: score it again on this one."""
-    from mage.core.atomic import atomic_write
     from mage.data.dataset import ProcessedDataset
     from mage.model.checkpoint import load_checkpoint
 
     model = load_checkpoint(record["checkpoint"]).eval()
     record["metrics"]["online"] = score(model, ProcessedDataset(args.data), "online", seed, every=args.online_stride)
     record["online_stride"] = args.online_stride
+    return _save_record(run_dir, record)
+
+
+def _save_record(run_dir: Path, record: dict) -> dict:
+    """Write a run's record (RUNS/<variant>_seed<k>/eval.json, atomically); returns it."""
+    from mage.core.atomic import atomic_write
+
     with atomic_write(run_dir / "eval.json", "w") as fh:
         json.dump(record, fh, indent=1)
     return record
@@ -154,13 +160,10 @@ def run_one(args, variant: str, seed: int) -> dict:
         cross = Subset(ProcessedDataset(args.cross), subject_prefix=args.cross_subjects)
         record["cross"] = {"data": args.cross, "subjects": args.cross_subjects or "all",
                            "clips": len(cross.ids("test")), "metrics": score(model, cross, "offline", seed)}
-    from mage.core.atomic import atomic_write
     from mage.evaluate.protocol import machine_info
 
     record["machine"] = machine_info("cpu")
-    with atomic_write(run_dir / "eval.json", "w") as fh:
-        json.dump(record, fh, indent=1)
-    return record
+    return _save_record(run_dir, record)
 
 
 def finished_records(args) -> list[dict]:

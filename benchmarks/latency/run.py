@@ -383,22 +383,13 @@ def _kernel(variant: str):
 
 def _with_mage_linears(module):
     """A copy of ``module`` whose ``nn.Linear`` layers are mage's ``Linear`` (same weights):
-    the reference with mage's inference kernel."""
+    the reference with mage's inference kernel. (deepcopy also rebinds the copy's pipeline
+    to the copy: its bound ``denoise`` and ``model`` are copied through the memo.)"""
     import copy
 
-    import torch
+    from mage.model.network import Linear, convert_linears
 
-    from mage.model.network import Linear
-
-    module = copy.deepcopy(module)
-    for name, layer in list(module.named_modules()):
-        if type(layer) is torch.nn.Linear:
-            parent, _, attr = name.rpartition(".")
-            fast = Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-            fast.load_state_dict(layer.state_dict())
-            setattr(module.get_submodule(parent), attr, fast)
-    module.pipeline.denoise = module.denoise  # the copy's pipeline calls the copy
-    return module
+    return convert_linears(copy.deepcopy(module), Linear)
 
 
 def peer_worker() -> dict:

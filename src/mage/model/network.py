@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +39,7 @@ _IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 # --- the CPU kernel of every fully connected layer ----------------------------------------
+@functools.cache  # probed once per process, on first use
 def _onednn_linear_works() -> bool:
     """Whether this torch build has oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``,
     which torch.compile's CPU backend also calls) and it agrees with ``F.linear``."""
@@ -52,16 +55,12 @@ def _onednn_linear_works() -> bool:
         return False
 
 
-_ONEDNN_PROBE: dict[str, bool] = {}  # {"works": bool} once probed (first use), process-wide
 # the switch of ``onednn_linear``: per thread and per asyncio task, so that one caller's
 # ``with onednn_linear(False)`` never changes another's kernel
 _ONEDNN_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("mage_onednn_linear", default=True)
-
-
-def _onednn_available() -> bool:
-    if "works" not in _ONEDNN_PROBE:
-        _ONEDNN_PROBE["works"] = _onednn_linear_works()
-    return _ONEDNN_PROBE["works"]
+# whether a torch.func transform (grad, vmap, jvp) is running: oneDNN's op has no batching
+# rule and the autograd function below no functorch support, so they take F.linear
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
 
 
 @contextlib.contextmanager
@@ -136,14 +135,23 @@ class Linear(nn.Linear):
             return False
         if torch.jit.is_tracing() or torch.compiler.is_compiling() or _functorch_active():
             return False
-        return _ONEDNN_ENABLED.get() and _onednn_available()
+        return _ONEDNN_ENABLED.get() and _onednn_linear_works()
 
 
-def _functorch_active() -> bool:
-    """Whether a ``torch.func`` transform (grad, vmap, jvp) is running: oneDNN's op has no
-    batching rule and the autograd function no functorch support, so they take F.linear."""
-    active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(active()) if active is not None else False
+def convert_linears(module: nn.Module, cls: type[nn.Linear], names: Iterable[str] | None = None) -> nn.Module:
+    """Replace, in place, the linear layers of ``module`` named in ``names`` (default: every
+    ``nn.Linear``, this module's ``Linear`` included) by ``cls`` layers with the same
+    weights, without drawing from the global random state. Returns ``module``."""
+    if names is None:
+        names = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+    for name in names:
+        layer = module.get_submodule(name)
+        new = nn.utils.skip_init(cls, layer.in_features, layer.out_features, bias=layer.bias is not None,
+                                 device=layer.weight.device, dtype=layer.weight.dtype)
+        new.load_state_dict(layer.state_dict())
+        parent, _, attr = name.rpartition(".")
+        setattr(module.get_submodule(parent), attr, new)
+    return module
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

@@ -45,6 +45,7 @@ from mage.core.skeleton import Skeleton
 from mage.model.config import MageConfig
 from mage.model.losses import multiscale_loss, pooled_targets
 from mage.model.mage_model import MageModel
+from mage.model.network import convert_linears
 from mage.model.scheduler import DDIMScheduler
 
 #: numeric precision of sampling, all but "fp32" approximations with a measured accuracy
@@ -248,12 +249,7 @@ def _int8_feedforward(model: MageModel) -> MageModel:
                          "to the CPU or use precision='bf16'")
     model = copy.deepcopy(model).eval()
     names = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".ff." in n}
-    for name in names:  # quantize_dynamic swaps plain nn.Linear only (not the network's subclass)
-        parent, _, attr = name.rpartition(".")
-        layer = model.get_submodule(name)
-        plain = torch.nn.utils.skip_init(torch.nn.Linear, layer.in_features, layer.out_features)
-        plain.load_state_dict(layer.state_dict())  # skip_init: no draw from the global RNG
-        setattr(model.get_submodule(parent), attr, plain)
+    convert_linears(model, torch.nn.Linear, names)  # quantize_dynamic swaps plain nn.Linear only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
         return torch.ao.quantization.quantize_dynamic(model, names, dtype=torch.qint8)
