@@ -105,10 +105,11 @@ class Linear(nn.Linear):
 
     Why by hand: on AMD CPUs torch's float32 ``F.linear`` goes to MKL, which takes a
     slower code path there. Measured on this project's 2-core AMD EPYC (AVX-512), one
-    thread: 107 vs 238 GFLOP/s for a (32x120, 512) x (512, 512) product; mage-paper's
-    4-step sample 1.9x faster at batch 32 and 1.6x at batch 1
-    (benchmarks/latency/results/latency.md); a training step of a width-192 mage-small at
-    batch 64 1.35x faster. Same float32 math, only the summation order differs (samples
+    thread: 107 vs 238 GFLOP/s for a (32x120, 512) x (512, 512) product; mage-paper 2.2x
+    the offline frames/s and 0.61x the online time per frame of torch's default kernel
+    (the kernel rows of benchmarks/latency/results/latency.md); a forward + backward
+    training step of a width-192 mage-small at batch 64 1.35x faster (timed by hand, not
+    in a committed report). Same float32 math, only the summation order differs (samples
     agree to ~1e-4, gradients to ~1e-4 relative; tested against ``F.linear``). The default
     path is kept wherever it is needed: autocast (bf16), tracing, scripting or export (the
     exported graph is the same as with ``nn.Linear``), ``torch.func`` transforms, empty
