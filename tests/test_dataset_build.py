@@ -295,3 +295,23 @@ def test_amass_without_body_model_fails_before_importing(tmp_path, source_tree):
     with pytest.raises(ValueError, match="05_01_poses.npz: AMASS files need the SMPL-H body model"):
         build_dataset([source_tree], tmp_path / "ds", workers=1, **QUIET)
     assert not (tmp_path / "ds" / "sequences").exists() or not any((tmp_path / "ds" / "sequences").iterdir())
+
+
+def test_recipe_val_groups_make_a_third_split_that_train_never_sees(tmp_path, source_tree, smplh_model_file):
+    from mage.data.recipes import Recipe
+
+    rec = Recipe(name="t", description="", test_subjects=("subjB",), val_subjects=("05",))
+    out = tmp_path / "ds"
+    report = build_dataset([source_tree], out, recipe=rec, workers=1, body_model=smplh_model_file, **QUIET)
+    splits = json.loads((out / "manifest.json").read_text())["splits"]
+    assert splits == {"train": ["subjA__run", "subjA__walk"], "val": ["CMU__05__05_01_poses"],
+                      "test": ["subjB__jump"]}
+    assert report["val_subjects"] == ["05"] and report["splits"]["val"]["sequences"] == 1
+    assert "validation subjects: 05" in (out / "build_report.md").read_text()
+    assert ProcessedDataset(out).ids("val") == ["CMU__05__05_01_poses"]
+    # a group named both test and val (e.g. --split-test overriding the recipe) stays in test
+    build_dataset([source_tree], out, recipe=rec, test_subjects=["05"], workers=1,
+                  body_model=smplh_model_file, **QUIET)
+    splits = json.loads((out / "manifest.json").read_text())["splits"]
+    assert splits["val"] == [] and splits["test"] == ["CMU__05__05_01_poses"]
+    assert "subjB__jump" in splits["train"]

@@ -103,3 +103,19 @@ def test_bandai_recipe_is_the_bandai_part_of_full_with_the_same_held_out_styles(
     # the same held-out styles as in full: a model trained on one never sees the other's test clips
     assert set(bandai.test_subjects) == {g for g in full.test_subjects if g.startswith("bandai_")}
     assert not set(bandai.test_subjects) & set(recipes.get_recipe("permissive").test_subjects)
+
+
+@pytest.mark.parametrize("name", ["permissive", "full", "bandai"])
+def test_val_groups_are_held_out_and_disjoint_from_test(name):
+    rec = recipes.get_recipe(name)
+    assert rec.val_subjects and not set(rec.val_subjects) & set(rec.test_subjects)
+    # the same kinds as the test groups: every source family of the recipe has a val group
+    kinds = {g.split("_")[0] if not g.isdigit() else "cmu" for g in rec.test_subjects}
+    assert kinds == {g.split("_")[0] if not g.isdigit() else "cmu" for g in rec.val_subjects}
+
+
+def test_full_val_is_permissive_val_plus_bandai_val():
+    full = recipes.get_recipe("full")
+    assert set(full.val_subjects) == (set(recipes.get_recipe("permissive").val_subjects)
+                                      | set(recipes.get_recipe("bandai").val_subjects))
+    assert recipes.get_recipe("cmu-mini").val_subjects == ()

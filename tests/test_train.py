@@ -145,6 +145,15 @@ def test_config_set_overrides():
         TrainConfig().with_overrides(["max_steps=1.5"])
 
 
+def test_train_splits_setting():
+    assert TrainConfig().train_splits == ("train",)
+    for text in ("train_splits=train,val", 'train_splits=["train", "val"]'):
+        assert TrainConfig().with_overrides([text]).train_splits == ("train", "val")
+    for bad in ("train_splits=train,test", "train_splits=,"):
+        with pytest.raises(ValueError, match="train_splits.*never test"):
+            TrainConfig().with_overrides([bad])
+
+
 def test_bf16_falls_back_to_32_on_cpu_with_a_warning():
     from mage.train.run import resolve_precision
 
@@ -248,6 +257,26 @@ def test_short_sequences_are_padded_or_skipped(dataset):
 
     skipped = _split(dataset, short_sequences="skip")
     assert skipped.skipped == ["train_03"] and "train_03" not in skipped.ids
+
+
+def test_several_training_splits_are_loaded_together(dataset, tmp_path):
+    import shutil
+
+    from mage.data.dataset import ProcessedDataset
+
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    train = manifest["splits"]["train"]
+    manifest["splits"] = {"train": train[:-1], "val": train[-1:], "test": manifest["splits"]["test"]}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert _split(root).ids == train[:-1]
+    both = _split(root, split=("train", "val"))
+    assert both.ids == train
+    all_rows = torch.cat([ProcessedDataset(root).load(i).condition for i in train]).double()
+    torch.testing.assert_close(both.cond_mean.double(), all_rows.mean(0), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        _split(root, split=("train", "dev"))
 
 
 def test_normalisation_statistics(dataset):

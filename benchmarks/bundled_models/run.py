@@ -14,8 +14,9 @@ the targets of the data issue (MPJPE <= 7 cm, L-PE <= 10 cm, jitter <= 2x the gr
 truth's online and <= 2.5x offline, stride ratio >= 0.7, better than the mean pose on
 every protocol metric). ``--curve RUN`` adds the held-out learning curve of a training
 run (every saved checkpoint, offline, on ``--curve-sequences`` test clips). The online
-consistency (lambda) is swept on the default model and chosen on validation clips of the
-train split (``choose_consistency``), the test clips shown beside it.
+consistency (lambda) is chosen on the recipe's val split with ``--validation-model`` (the
+default model's recipe trained on the train split alone; ``choose_consistency``) and
+swept on the default model's test clips beside it, for reference.
 
 Writes ``OUT/bundled_models.json`` and ``.md`` and ``bundled_models_curves.png``.
 Resumable: each (model, mode, seed) result is cached in ``--cache`` and reused.
@@ -69,9 +70,12 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--consistency-sweep", nargs="*", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.85],
                    help="online consistency values to compare on the default model")
-    p.add_argument("--validation-every", type=int, default=40,
-                   help="the consistency is chosen on every k-th clip of the TRAIN split (the recipes "
-                        "have no validation split; the test split is never used to choose it)")
+    p.add_argument("--validation-model", default=None,
+                   help="checkpoint of the default model's recipe trained on the train split only: the "
+                        "consistency lambda is chosen with it on the val split (none: no choice is made)")
+    p.add_argument("--validation-every", type=int, default=4,
+                   help="the consistency is chosen on every k-th clip of the val split (the test split "
+                        "is never used to choose it)")
     return p.parse_args(argv)
 
 
@@ -85,23 +89,20 @@ def online_predictor(model, consistency: float):
     return predict
 
 
-MAX_CONSISTENCY_COST = 0.01  # the MPJPE the consistency may cost on the validation clips (relative)
-
-
 def choose_consistency(validation: dict[float, dict]) -> float:
-    """The rule that picks the online consistency lambda on the validation clips: the
-    largest lambda (the smoothest output) whose MPJPE is within ``MAX_CONSISTENCY_COST``
-    of lambda 0's.
+    """The rule that picks the online consistency lambda on the validation split: the
+    smallest lambda (the least carry-over, hence the least lag) whose online jitter is at
+    most ``TARGETS["jitter_ratio_online"]`` times the ground truth's; if none is, the
+    lambda with the lowest jitter ratio.
 
-    A relative rule on purpose: the validation clips come from the train split (the
-    recipes have no validation split), where the model's output is smoother and closer
-    than on unseen clips, so absolute thresholds there would not carry over (measured:
-    full-medium's train clips are at 1.89x the ground truth's jitter already at lambda 0,
-    against 2.33x on held-out clips); MPJVE alone keeps falling up to the largest lambda
-    tried while MPJPE rises (the carry starts to lag)."""
-    base = validation[min(validation)]["mpjpe"]
-    ok = [lam for lam in sorted(validation) if validation[lam]["mpjpe"] <= base * (1 + MAX_CONSISTENCY_COST)]
-    return max(ok)
+    ``validation``: {lambda: metrics} of a model trained on the train split alone (the
+    default model's recipe), online on the recipe's val split: groups that no model here
+    trained on and that mirror the test groups' kinds (``mage.data.recipes``). The rule
+    was written down (commit "choose_consistency on the val split") before any val
+    metric existed; the default model, refit on train + val, inherits the chosen value."""
+    ratio = {lam: m["jitter"] / m["gt_jitter"] for lam, m in validation.items()}
+    ok = [lam for lam in sorted(validation) if ratio[lam] <= TARGETS["jitter_ratio_online"]]
+    return ok[0] if ok else min(ratio, key=ratio.get)
 
 
 def run_eval(key: str, cache: Path, fn):
@@ -156,13 +157,14 @@ def main(argv=None) -> int:
     from mage.evaluate.baselines import make_baseline
     from mage.evaluate.protocol import evaluate, model_predict_fn
     from mage.inference.pretrained import load_pretrained, resolve_checkpoint
+    from mage.inference.sequence import ONLINE_CONSISTENCY
 
     dataset = ProcessedDataset(args.data)
     cache = Path(args.cache) / Path(args.data).name
     online_set = Subset(dataset, every=args.online_stride)
     results: dict[str, dict] = {}
 
-    base = run_eval("mean-pose", cache, lambda: evaluate(make_baseline("mean-pose", dataset), dataset, "test",
+    base = run_eval("mean-pose_train", cache, lambda: evaluate(make_baseline("mean-pose", dataset), dataset, "test",
                                                           method="mean-pose", progress=True))
     results["mean-pose"] = {"offline": base["metrics"], "families": by_family(base)}
     for name in args.model:
@@ -170,8 +172,9 @@ def main(argv=None) -> int:
         model = load_pretrained(name)
         offline = [run_eval(f"{tag}_offline_s{s}", cache, lambda s=s: evaluate(
             model_predict_fn(model, "offline", None, s), dataset, "test", method=name, seed=s)) for s in args.seeds]
-        online = run_eval(f"{tag}_online_s0_every{args.online_stride}", cache, lambda: evaluate(
-            model_predict_fn(model, "online", None, 0), online_set, "test", method=name, seed=0))
+        online = run_eval(f"{tag}_online_s0_every{args.online_stride}_consistency{ONLINE_CONSISTENCY:g}", cache,
+                          lambda: evaluate(online_predictor(model, ONLINE_CONSISTENCY), online_set, "test",
+                                           method=name, seed=0))
 
         quiet = copy.deepcopy(model)  # the noise-policy diagnosis: (almost) no initial noise
         quiet.config = dataclasses.replace(model.config, init_noise_scale=1e-6)
@@ -191,24 +194,26 @@ def main(argv=None) -> int:
             "machine": offline[0]["machine"],
         }
     default = args.model[0]
-    from mage.inference.sequence import ONLINE_CONSISTENCY
-
     sweep, validation = {}, {}
     model = load_pretrained(default)
     tag = default.replace("/", "_")
     validation_set = Subset(dataset, every=args.validation_every)
+    val_model = load_pretrained(args.validation_model) if args.validation_model else None
+    val_tag = Path(args.validation_model or "").name
     for lam in args.consistency_sweep:
-        validation[lam] = run_eval(
-            f"{tag}_online_s0_train_every{args.validation_every}_consistency{lam:g}", cache,
-            lambda lam=lam: evaluate(online_predictor(model, lam), validation_set, "train", method=default,
-                                     seed=0))["metrics"]
+        if val_model is not None:
+            validation[lam] = run_eval(
+                f"{val_tag}_online_s0_val_every{args.validation_every}_consistency{lam:g}", cache,
+                lambda lam=lam: evaluate(online_predictor(val_model, lam), validation_set, "val",
+                                         method=args.validation_model, seed=0))["metrics"]
         sweep[lam] = run_eval(
             f"{tag}_online_s0_every{args.online_stride}_consistency{lam:g}", cache,
             lambda lam=lam: evaluate(online_predictor(model, lam), online_set, "test", method=default,
                                      seed=0))["metrics"]
     results[default]["consistency_sweep"] = sweep
     results[default]["consistency_validation"] = validation
-    results[default]["consistency_chosen"] = choose_consistency(validation)
+    results[default]["consistency_chosen"] = choose_consistency(validation) if validation else None
+    results[default]["validation_model"] = args.validation_model
     results[default]["online_consistency"] = ONLINE_CONSISTENCY
     d = results[default]
     checks = {
@@ -274,13 +279,14 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
         r = results[args.model[0]]
         val = r.get("consistency_validation", {})
         if val:
-            lines += ["", f"Chosen on validation clips (every {args.validation_every}th clip of the TRAIN split: "
-                      "the recipes have no validation split, and the test split above is never used to choose) "
-                      "by `choose_consistency`: the largest lambda whose MPJPE is within "
-                      f"{MAX_CONSISTENCY_COST:.0%} of lambda 0's (a relative rule: the train clips are smoother "
-                      "and closer for the model than unseen ones, so absolute thresholds there would not carry "
-                      "over). The rule was fixed after this sweep had run. Lambdas that meet the online MPJPE "
-                      "and jitter targets on the test clips above: "
+            lines += ["", f"Chosen on the val split (every {args.validation_every}th clip; groups held out of "
+                      "train like the test groups, `mage.data.recipes`) with "
+                      f"`{r['validation_model']}`, the default model's recipe trained on the train split "
+                      "alone, by `choose_consistency`: the smallest lambda whose online jitter is at most "
+                      f"{TARGETS['jitter_ratio_online']:g}x the ground truth's (else the smoothest). The rule "
+                      "was committed before any val metric existed; the test clips above were not used. "
+                      "For reference only, lambdas that meet the online MPJPE and jitter targets on the test "
+                      "clips above: "
                       + (", ".join(f"{lam:g}" for lam, m in sweep.items() if m["mpjpe"] <= TARGETS["mpjpe"]
                                    and m["jitter"] <= TARGETS["jitter_ratio_online"] * m["gt_jitter"]) or "none")
                       + ". Chosen: "

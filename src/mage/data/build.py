@@ -336,22 +336,31 @@ def _plan(files: list[SourceFile], cache: dict, settings: BuildSettings, out: Pa
 
 
 def _manifest(results: dict[str, dict], test: list[str], fps: float, recipe: str,
-              test_sources: set[str] | None = None) -> dict:
+              test_sources: set[str] | None = None, val: Iterable[str] = ()) -> dict:
     """The manifest (format in mage.data.dataset) of the imported or reused sequences.
 
     The test split is the sequences of the ``test`` subjects, or, when ``test_sources``
-    (absolute paths) is given, exactly those files (the AMASS protocol lists)."""
+    (absolute paths) is given, exactly those files (the AMASS protocol lists). The val
+    split (only when ``val`` names subjects) is the sequences of the ``val`` subjects
+    that are not in test; train is the rest."""
     ok = {i: r for i, r in sorted(results.items()) if r["status"] in ("ok", "reused")}
     if test_sources is not None:
         test_ids = [i for i, r in ok.items() if os.path.abspath(r["source"]) in test_sources]
     else:
         test_ids = [i for i, r in ok.items() if r["subject"] in test]
+    val = set(val)
+    val_ids = [i for i, r in ok.items() if r["subject"] in val and i not in set(test_ids)]
+    held_out = set(test_ids) | set(val_ids)
+    splits = {"train": [i for i in ok if i not in held_out]}
+    if val:
+        splits["val"] = val_ids
+    splits["test"] = test_ids
     return {
         "format": FORMAT,
         "fps": int(fps) if float(fps).is_integer() else fps,
         "recipe": recipe,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "splits": {"train": [i for i in ok if i not in set(test_ids)], "test": test_ids},
+        "splits": splits,
         "sequences": {
             i: {"source": r["source"], "subject": r["subject"], "frames": r["frames"],
                 "file": record_file(i), "rig": r["rig"], "licence": r.get("licence", "")}
@@ -419,8 +428,9 @@ def build_dataset(
     _import_and_cache(tasks, results, out, settings, stamps, workers, progress, log)
 
     # --- splits, manifest, cache, report --------------------------------------------
+    val = rec.val_subjects if rec is not None and test_sources is None else ()
     manifest = _manifest(results, test, settings.fps, rec.name if rec is not None else "custom",
-                         test_sources)
+                         test_sources, val)
     ok = {i: r for i, r in results.items() if i in manifest["sequences"]}
     write_manifest(out, manifest)
     _rewrite_cache(out, ok, settings, stamps)
@@ -517,6 +527,7 @@ def _build_report(manifest: dict, results: dict[str, dict], ok: dict[str, dict],
         "settings": settings,
         "split_rule": split_rule,
         "test_subjects": test,
+        "val_subjects": sorted({r["subject"] for i, r in ok.items() if i in set(manifest["splits"].get("val", ()))}),
         "files": len(files),
         "counts": {s: sum(r["status"] == s for r in results.values())
                    for s in ("ok", "reused", "dropped", "skipped", "failed")},
@@ -702,7 +713,8 @@ def render_report_markdown(report: dict) -> str:
         f"- sources: {', '.join(report['sources'])}",
         f"- frame rate: {s['fps']:g} fps; minimum length: {s['min_seconds']:g} s; rig: {s['rig']}; "
         f"body model: {s['body_model'] or '-'}{' (real shape)' if s['use_real_shape'] else ''}",
-        f"- split: {report['split_rule']}; test subjects: {', '.join(report['test_subjects']) or '-'}",
+        f"- split: {report['split_rule']}; test subjects: {', '.join(report['test_subjects']) or '-'}"
+        + (f"; validation subjects: {', '.join(report['val_subjects'])}" if report.get("val_subjects") else ""),
         f"- files: {report['files']}: {c['ok']} imported, {c['reused']} up to date, {c['dropped']} "
         f"dropped, {c['skipped']} skipped, {c['failed']} failed",
         "",

@@ -4,7 +4,7 @@ Layout (written by ``mage data build``, read by training and evaluation)::
 
     root/manifest.json
         {"format": "mage-dataset-v1", "fps": 60, "recipe": str, "created": iso time,
-         "splits": {"train": [ids], "test": [ids]},
+         "splits": {"train": [ids], "val": [ids] (recipes with validation groups), "test": [ids]},
          "sequences": {id: {"source": str, "subject": str, "frames": int,
                             "file": "sequences/<id>.npz", "rig": str}},
          "failures": [{"source": str, "reason": str}]}
@@ -38,7 +38,6 @@ from mage.core.tracking import Tracking
 
 FORMAT = "mage-dataset-v1"
 MANIFEST = "manifest.json"
-SPLITS: tuple[str, ...] = ("train", "test")
 NUM_JOINTS = 22
 # field -> trailing shape after T (None: a scalar / string field without a T axis)
 RECORD_FIELDS: dict[str, tuple | None] = {
@@ -194,7 +193,7 @@ class ProcessedDataset:
         return list(self.manifest["splits"])
 
     def ids(self, split: str = "all") -> list[str]:
-        """Sequence ids of ``split`` ("train", "test", or "all")."""
+        """Sequence ids of ``split`` ("train", "val" where the build made one, "test", or "all")."""
         if split == "all":
             return list(self.manifest["sequences"])
         if split not in self.manifest["splits"]:

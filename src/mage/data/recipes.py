@@ -33,6 +33,13 @@ Held-out (test) groups, fixed and chosen so that no performance leaks across the
   and dataset-1 style "happy" are test. The actor of a file is not published, so the
   same actors appear on both sides; content and style do not.
 
+Validation (val) groups, held out of train as well, for choosing settings (e.g. the online
+consistency weight, ``benchmarks/bundled_models/run.py``) without looking at test: CMU
+subjects 08 (walking) and 09 (running); salsa take 3; Indian dance 04; martial arts 03;
+HDM05 actor bd; Bandai style "active" of both datasets. ``mage train`` trains on "train"
+only unless ``train_splits`` names more (a final model may be refit on train + val once
+its settings are chosen). cmu-mini has no val split.
+
 Frame rates: every source is resampled to 60 Hz (30 fps Bandai interpolated: slerp and
 linear, :meth:`mage.core.Motion.resample`). The salsa BVH headers say 120 fps but CMU
 captured salsa at 60 fps (mocap_more README): they are read at 60 fps.
@@ -154,6 +161,12 @@ PERMISSIVE_TEST_GROUPS = ("03", "06", "07", "salsa_take_01", "salsa_take_02", "i
                           "hdm05_tr")
 BANDAI_TEST_GROUPS = ("bandai_dataset-2_youthful", "bandai_dataset-1_happy")
 FULL_TEST_GROUPS = PERMISSIVE_TEST_GROUPS + BANDAI_TEST_GROUPS
+# Validation groups mirror the test groups' kinds (an unseen CMU walker and runner, salsa
+# couple, dance and martial-arts take, HDM05 actor, and one Bandai style of each dataset),
+# so that a setting chosen on val meets motion as unseen as the test split's.
+PERMISSIVE_VAL_GROUPS = ("08", "09", "salsa_take_03", "indian_04", "martial_03", "hdm05_bd")
+BANDAI_VAL_GROUPS = ("bandai_dataset-2_active", "bandai_dataset-1_active")
+FULL_VAL_GROUPS = PERMISSIVE_VAL_GROUPS + BANDAI_VAL_GROUPS
 
 
 def licence_of(spec: SourceSpec, rel: PurePosixPath) -> str:
@@ -166,8 +179,8 @@ def licence_of(spec: SourceSpec, rel: PurePosixPath) -> str:
 @dataclass(frozen=True)
 class Recipe:
     """A named build: default source(s) (relative to the working directory or to the
-    repository, or in the data cache), test subjects (split groups), minimum length, and
-    extra report figures."""
+    repository, or in the data cache), test and validation subjects (split groups),
+    minimum length, and extra report figures."""
 
     name: str
     description: str
@@ -177,6 +190,8 @@ class Recipe:
     licence: str = ""  # of default_source's files
 
     test_subjects: tuple[str, ...] | None = None
+    # held out of train for choosing settings (split "val"); () = no val split
+    val_subjects: tuple[str, ...] = ()
     min_seconds: float = 2.0
     # extras(results, positions_of) -> dict merged into the build report
     extras: Callable[[list[dict], Callable], dict] | None = None
@@ -335,6 +350,7 @@ RECIPES: dict[str, Recipe] = {
                     "test: CMU 03/06/07, salsa takes 1-2, indian_15, martial_10, HDM05 actor tr",
         sources=PERMISSIVE_SOURCES,
         test_subjects=PERMISSIVE_TEST_GROUPS,
+        val_subjects=PERMISSIVE_VAL_GROUPS,
         min_seconds=1.0,
     ),
     "full": Recipe(
@@ -343,6 +359,7 @@ RECIPES: dict[str, Recipe] = {
                     "test adds Bandai dataset-2 style youthful and dataset-1 style happy",
         sources=FULL_SOURCES,
         test_subjects=FULL_TEST_GROUPS,
+        val_subjects=FULL_VAL_GROUPS,
         min_seconds=1.0,
     ),
     "bandai": Recipe(
@@ -351,6 +368,7 @@ RECIPES: dict[str, Recipe] = {
                     "tests; test: dataset-2 style youthful and dataset-1 style happy",
         sources=BANDAI_SOURCES,
         test_subjects=BANDAI_TEST_GROUPS,
+        val_subjects=BANDAI_VAL_GROUPS,
         min_seconds=1.0,
     ),
 }

@@ -63,7 +63,9 @@ class TrainConfig:
             for inference (0 = the raw weights). ema_warmup: use
             min(ema_decay, (1 + n) / (10 + n)) at update n, so that short runs give
             a usable average.
-    Data (windows of N frames of the "train" split; mage.train.data)
+    Data (windows of N frames of the training splits; mage.train.data)
+        train_splits: the dataset's splits to train on (default "train"; a final model
+            may be refit on ``train,val`` once its settings were chosen on val).
         mirror_prob: probability of mirroring a window left/right (Motion.mirror).
         random_yaw: rotate each window by a uniform random angle about the vertical.
         window_stride: frames between the start frames of the windows of one epoch.
@@ -94,6 +96,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_warmup: bool = True
     # --- data ---
+    train_splits: tuple[str, ...] = ("train",)
     mirror_prob: float = 0.5
     random_yaw: bool = True
     window_stride: int = 1
@@ -134,6 +137,9 @@ class TrainConfig:
             raise ValueError(f"ema_decay: must be in [0, 1), got {self.ema_decay}")
         if self.norm_std_floor <= 0:
             raise ValueError(f"norm_std_floor: must be > 0, got {self.norm_std_floor}")
+        if not self.train_splits or "test" in self.train_splits:
+            raise ValueError(f"train_splits: name one or more splits, never test; got "
+                             f"{list(self.train_splits)}")
         _check_choice("short_sequences", self.short_sequences, SHORT_SEQUENCE_RULES)
         _check_choice("accelerator", self.accelerator, ACCELERATORS)
         _check_choice("strategy", self.strategy, STRATEGIES)
@@ -284,7 +290,9 @@ def _parse_like(key: str, raw: str, current: Any) -> Any:
             except ValueError:
                 value = raw  # e.g. devices=auto; validated by from_dict
         return value
-    if isinstance(current, (list, dict)):
+    if isinstance(current, tuple) and not raw.lstrip().startswith("["):
+        return [part.strip() for part in raw.split(",") if part.strip()]  # train_splits=train,val
+    if isinstance(current, (list, tuple, dict)):
         try:
             return json.loads(raw)
         except json.JSONDecodeError as err:

@@ -62,11 +62,14 @@ class TrainingSplit:
 
     @classmethod
     def load(cls, root: str | Path, window: int, short_sequences: str = "pad",
-             std_floor: float = 1e-3, split: str = "train") -> TrainingSplit:
+             std_floor: float = 1e-3, split: str | tuple[str, ...] = "train") -> TrainingSplit:
+        """``split``: one split name or several (their sequences together)."""
         from mage.data.dataset import ProcessedDataset, record_to_motion
 
         ds = ProcessedDataset(root)
-        ids = ds.ids(split)
+        names = (split,) if isinstance(split, str) else tuple(split)
+        ids = [i for name in names for i in ds.ids(name)]
+        split = "+".join(names)
         if not ids:
             raise ValueError(f"{root}: split {split!r} has no sequences")
         motions, kept, skipped, padded = [], [], [], []
@@ -244,7 +247,8 @@ class WindowDataModule(L.LightningDataModule):
             return
         cfg = self.config
         N = cfg.model.window
-        self.split = TrainingSplit.load(self.data_dir, N, cfg.short_sequences, cfg.norm_std_floor)
+        self.split = TrainingSplit.load(self.data_dir, N, cfg.short_sequences, cfg.norm_std_floor,
+                                        cfg.train_splits)
         self.windows = TrainingWindows(self.split.motions, N, cfg.window_stride,
                                        cfg.mirror_prob, cfg.random_yaw, cfg.seed)
 

@@ -81,7 +81,7 @@ def _check_run_folder(config: TrainConfig, run: Path, resume: bool) -> Path | No
 
 
 def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False) -> Path:
-    """Train ``config`` on the "train" split of the processed dataset ``data_dir``.
+    """Train ``config`` on the ``config.train_splits`` (default "train") of the processed dataset ``data_dir``.
 
     Writes the run folder ``out_dir`` (see mage.train.checkpoints) and returns the
     inference checkpoint folder ``out_dir/final``. ``resume=True`` continues from the
@@ -168,7 +168,8 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
         config.save(run / TRAIN_CONFIG)
         split = data.split
         params = sum(p.numel() for p in module.model.parameters())
-        print(f"mage train: {len(split.motions)} sequences ({split.num_frames} frames; "
+        print(f"mage train: {len(split.motions)} sequences of {'+'.join(config.train_splits)} "
+              f"({split.num_frames} frames; "
               f"{len(split.padded)} padded, {len(split.skipped)} skipped), {len(data.windows)} "
               f"windows of {config.model.window} frames; model {params / 1e6:.2f} M parameters; "
               f"{trainer.world_size} process(es) x batch {config.batch_size}, {torch.get_num_threads()} thread(s), precision "

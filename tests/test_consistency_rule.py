@@ -1,0 +1,26 @@
+"""The rule of benchmarks/bundled_models/run.py that picks the online consistency on val."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rule():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bundled_models_run", ROOT / "benchmarks/bundled_models/run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.choose_consistency, module.TARGETS["jitter_ratio_online"]
+
+
+def test_smallest_lambda_meeting_the_jitter_target_else_the_smoothest():
+    choose, target = _rule()
+    assert target == 2.0
+    val = {0.0: {"jitter": 12.0, "gt_jitter": 5.0}, 0.3: {"jitter": 10.5, "gt_jitter": 5.0},
+           0.5: {"jitter": 9.9, "gt_jitter": 5.0}, 0.7: {"jitter": 9.0, "gt_jitter": 5.0}}
+    assert choose(val) == 0.5  # 9.9 / 5 = 1.98: the least carry-over that meets 2x
+    assert choose({lam: m for lam, m in val.items() if lam != 0.5}) == 0.7
+    worse = {lam: {"jitter": m["jitter"] * 2, "gt_jitter": 5.0} for lam, m in val.items()}
+    assert choose(worse) == 0.7  # none meets it: the smoothest
