@@ -82,11 +82,16 @@ def _smpl_motion(T=6, seed=0, spread=0.35, neutral_start=False):
     return Motion(R, trans, 30.0)
 
 
+RIGHT_SIDE = frozenset((2, 5, 8, 11, 14, 17, 19, 21))
+TWIST_DEG = (0.0, 40.0, 180.0, -90.0, 125.0, -160.0, 70.0)
+
+
 def _source(m: Motion, names, M: np.ndarray, size: float, fold: bool = False,
             extra: bool = False, order_seed: int | None = None):
     """The performance of ``m`` on a rig named ``names`` whose world is ``M`` @ z-up
     (M orthogonal, det +-1), ``size`` times bigger. ``fold``: every joint frame turned so
-    that its bone lies along local +x in the zero pose (Bandai-like rest). ``extra``: an
+    that its bone lies along local +x in the zero pose; ``fold="mirrored"``: right-side
+    bones along local -x instead (the Bandai Namco rig's rest). ``extra``: an
     end site per leaf and two fingers per hand (longer chains). ``order_seed``: joints
     written in another (parents-first) order. Returns (SourceMotion, SMPL index per
     source joint or -1)."""
@@ -122,6 +127,10 @@ def _source(m: Motion, names, M: np.ndarray, size: float, fold: bool = False,
                 F[j] = Rotation.from_rotvec(rv if ang > 1 else 0 * rv).as_matrix()
             else:
                 F[j] = Rotation.from_rotvec(rv / np.linalg.norm(rv) * ang).as_matrix()
+            if fold == "mirrored" and j in RIGHT_SIDE:  # local -x along the bone
+                F[j] = F[j] @ np.diag([-1.0, -1.0, 1.0])
+            if fold == "twisted":  # a rig's own twist about each bone (local x)
+                F[j] = F[j] @ Rotation.from_rotvec([TWIST_DEG[j % len(TWIST_DEG)] * math.pi / 180, 0, 0]).as_matrix()
         else:
             F[j] = np.eye(3)
     order = list(keep)
@@ -237,20 +246,27 @@ def test_generated_rigs_follow_their_own_fk(family, axes, size, fold):
     assert out.meta.get("axes", "").endswith(("left-handed" if axes == "left_handed" else "right-handed"))
 
 
+@pytest.mark.parametrize("fold", [True, "mirrored", "twisted"])
 @pytest.mark.parametrize("family", ["bandai", "unreal", "biped"])
-def test_folded_rest_pose_gives_the_same_motion_as_a_t_pose(family):
-    """Every bone along its local x in the zero pose (the Bandai Namco rig's rest) vs the
-    same performance on a T-pose rig: the same joint positions and head orientation
-    (twist about the bones is taken from the most upright standing frame, here the
-    neutral first frame, so limb rotations may differ about the bone)."""
+def test_folded_rest_pose_gives_the_same_motion_as_a_t_pose(family, fold):
+    """Every bone along its local x in the zero pose (the Bandai Namco rig's rest; right
+    side along -x: "mirrored", as in that rig; each joint's frame turned about its bone:
+    "twisted") vs the same performance on a T-pose rig: the same joint positions, head
+    orientation and leg rotations. The zero pose of such a rig does not say how its bones
+    are twisted, so the legs take their twist from the most upright standing frame (here
+    the neutral first frame); before, the Bandai rig's mirrored right leg came out
+    twisted by 180 degrees at the hip in every frame."""
     m = _smpl_motion(T=5, seed=4, neutral_start=True)
     names = FAMILIES[family]
     a = retarget(_source(m, names, AXES["y_up_z_fwd"], 100.0)[0], "auto")
-    b = retarget(_source(m, names, AXES["y_up_z_fwd"], 100.0, fold=True)[0], "auto")
+    b = retarget(_source(m, names, AXES["y_up_z_fwd"], 100.0, fold=fold)[0], "auto")
     assert (a.joint_positions() - b.joint_positions()).norm(dim=-1).max() < 0.02
     ang = roma.rotmat_geodesic_distance(a.global_rotations()[:, [0, 15]].double(),
                                         b.global_rotations()[:, [0, 15]].double())
     assert torch.rad2deg(ang).max() < 3.0  # pelvis and head
+    legs = [1, 2, 4, 5, 7, 8]
+    ang = roma.rotmat_geodesic_distance(a.rotations[:, legs].double(), b.rotations[:, legs].double())
+    assert torch.rad2deg(ang).max() < 3.0  # local rotations of hips, knees, ankles
 
 
 @pytest.mark.parametrize("name, side, part", [

@@ -46,7 +46,8 @@ Method (all corrections are computed once per file from the two rest poses):
    the zero pose is aligned from the standing frame instead. Trunk joints (spine1-3,
    neck) are aligned too when more than TRUNK_MAX_DEG off. In a folded rest, they and
    the head take their rotation relative to the pelvis from the standing frame, which
-   is assumed to stand straight and look ahead (no alignment). Otherwise they, the
+   is assumed to stand straight and look ahead (no alignment), and so do the legs (then
+   aligned), whose twist about their bones the zero pose of such a rig does not define. Otherwise they, the
    head, wrists and feet keep ``H_s``: their bone directions differ between rigs because joints sit at different
    anatomical places (SMPL's head joint is 5 cm in front of its neck joint, CMU's root
    is behind its hip joints), not because the pose differs. So any rest pose gives the
@@ -531,6 +532,14 @@ TRUNK_JOINTS: frozenset[int] = frozenset((3, 6, 9, 12))
 # in the Bandai Namco rig) the trunk and the head take their rotation relative to the
 # pelvis from the motion's most upright standing frame (assumed straight, looking ahead).
 HEAD_AND_TRUNK: frozenset[int] = TRUNK_JOINTS | {15}
+# The legs of a folded rest take their twist from that standing frame too: a bone along
+# its local axis in the zero pose leaves the twist about it a convention of the rig (the
+# Bandai Namco rig's right leg is mirrored, local -x along the bone, which the zero pose
+# turned into a 180-degree hip twist), while in the standing frame the legs hang straight
+# with the feet ahead, the same in every clip. (Arms keep the zero pose: in the chosen
+# frame they may be anywhere.)
+LEG_JOINTS: frozenset[int] = frozenset((1, 2, 4, 5, 7, 8))
+FROM_STANDING_WHEN_FOLDED: frozenset[int] = HEAD_AND_TRUNK | LEG_JOINTS
 TRUNK_MAX_DEG = 45.0
 
 
@@ -643,8 +652,8 @@ class _RestAligner:
         d = self.first_mapped(self.children[j][0]) if self.children[j] else None
         has_bone = d is not None and idx[d] != s and _is_ancestor(self.source.parents, s, idx[d])
         candidates = ["zero", "frame"] if name not in spec.rest_axes else ["zero"]
-        if self.folded and j in HEAD_AND_TRUNK:  # twist about the trunk: from a standing frame
-            candidates = ["frame"]
+        if self.folded and j in FROM_STANDING_WHEN_FOLDED:
+            candidates = ["frame"]  # twist about the trunk and the legs: from a standing frame
         best = None
         for r in candidates:
             G, P = self.ref(r)
