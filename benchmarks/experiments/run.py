@@ -76,6 +76,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
+    p.add_argument("--note", default=None,
+                   help="a caveat printed at the top of the report (kept by later rewrites; '' clears it)")
     args = p.parse_args(argv)
     args.runs = args.runs or str(ROOT / "runs" / args.name)
     return args
@@ -263,6 +265,14 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
+def _note(args, out: Path) -> str:
+    """--note, else the note of the report already there (a rewrite keeps its caveat)."""
+    if args.note is not None:
+        return args.note
+    old = out / f"{args.name}.json"
+    return json.loads(old.read_text()).get("note", "") if old.is_file() else ""
+
+
 def write_report(records: list[dict], args) -> None:
     from mage.core.atomic import atomic_write
     from mage.evaluate.metrics import METRICS
@@ -272,12 +282,12 @@ def write_report(records: list[dict], args) -> None:
     machine = records[0]["machine"] if records else {}
     doc = {"benchmark": args.name, "data": args.data, "base_preset": args.preset,
            "max_steps": args.max_steps, "batch_size": args.batch_size, "machine": machine,
-           "summary": summary, "runs": records}
+           "summary": summary, "runs": records, "note": _note(args, out)}
     with atomic_write(out / f"{args.name}.json", "w") as fh:
         json.dump(doc, fh, indent=1)
     pngs = plot(records, summary, out, args.name) if records else []
     units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
-    lines = [f"# Experiments: {args.name}", "",
+    lines = [f"# Experiments: {args.name}", ""] + ([f"**Note.** {doc['note']}", ""] if doc["note"] else []) + [
              f"Data `{args.data}` (test split); base preset `{args.preset}`; every run {args.max_steps} steps of "
              f"batch {args.batch_size} on the split(s) "
              f"{', '.join(sorted({'+'.join(r.get('train_splits', OLD_TRAIN)) for r in records}) or ['train'])}; machine: {machine.get('cpu', '?')}, {machine.get('cpu_threads', '?')} "
