@@ -195,6 +195,11 @@ def test_mean_pose_is_the_chordal_mean():
     assert torch.allclose(mean[0], baselines.upright_canonical_root(), atol=1e-5)
     with pytest.raises(ValueError, match="no sequences"):
         baselines.fit_mean_pose(ds, "test", progress=False)
+    # several splits joined by "+": the frames of both (p alone gives its own hip angle)
+    split = FakeDataset({"train": ["p"], "val": ["q"], "test": []}, recs)
+    assert torch.allclose(baselines.fit_mean_pose(split, "train", progress=False)[1],
+                          rotation_about_axis(0.2, "z").double(), atol=1e-5)
+    assert torch.allclose(baselines.fit_mean_pose(split, "train+val", progress=False), mean, atol=1e-9)
     with pytest.raises(ValueError, match="mean-pose, copy-tracked"):
         baselines.make_baseline("nope", ds)
 

@@ -149,8 +149,8 @@ def test_train_splits_setting():
     assert TrainConfig().train_splits == ("train",)
     for text in ("train_splits=train,val", 'train_splits=["train", "val"]'):
         assert TrainConfig().with_overrides([text]).train_splits == ("train", "val")
-    for bad in ("train_splits=train,test", "train_splits=,"):
-        with pytest.raises(ValueError, match="train_splits.*never test"):
+    for bad in ("train_splits=train,test", "train_splits=,", "train_splits=all", "train_splits=train,train"):
+        with pytest.raises(ValueError, match="train_splits.*never test or all"):
             TrainConfig().with_overrides([bad])
 
 
@@ -277,6 +277,8 @@ def test_several_training_splits_are_loaded_together(dataset, tmp_path):
     torch.testing.assert_close(both.cond_mean.double(), all_rows.mean(0), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         _split(root, split=("train", "dev"))
+    with pytest.raises(ValueError, match="test sequence"):  # whatever the split is called
+        _split(root, split="all")
 
 
 def test_normalisation_statistics(dataset):

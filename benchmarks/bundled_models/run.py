@@ -9,7 +9,8 @@ test split of ``--data`` (the ``full`` recipe's held-out groups, see
 ``mage.data.recipes``), the same metrics per source family (CMU / HDM05 / dance sets /
 Bandai Namco), and the offline noise-policy diagnosis (the default seeded noise against
 zero initial noise: if jitter came from the sampler's noise, zero noise would remove it).
-Baselines: the mean pose of the train split. The first ``--model`` is checked against
+Baselines: the mean pose of the splits the default model trained on (its
+``train_config.json``: train, or train + val for a refit model). The first ``--model`` is checked against
 the targets of the data issue (MPJPE <= 7 cm, L-PE <= 10 cm, jitter <= 2x the ground
 truth's online and <= 2.5x offline, stride ratio >= 0.7, better than the mean pose on
 every protocol metric). ``--curve RUN`` adds the held-out learning curve of a training
@@ -19,7 +20,9 @@ default model's recipe trained on the train split alone; ``choose_consistency``)
 swept on the default model's test clips beside it, for reference.
 
 Writes ``OUT/bundled_models.json`` and ``.md`` and ``bundled_models_curves.png``.
-Resumable: each (model, mode, seed) result is cached in ``--cache`` and reused.
+Resumable: each (model, mode, seed) result is cached in ``--cache`` and reused; the keys
+hold fingerprints of the weights and of the data build's manifest, so a retrained model
+or a rebuilt dataset is scored afresh.
 """
 
 from __future__ import annotations
@@ -105,6 +108,35 @@ def choose_consistency(validation: dict[float, dict]) -> float:
     return ok[0] if ok else min(ratio, key=ratio.get)
 
 
+def fingerprint(*paths: Path) -> str:
+    """8 hex digits of the sha1 of the files' bytes: cache keys change with the weights or
+    the data build, not only with their names."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for path in paths:
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:8]
+
+
+def model_tag(name: str) -> str:
+    """Cache tag of a checkpoint: its name plus the fingerprint of its weights."""
+    from mage.inference.pretrained import resolve_checkpoint
+
+    return f"{Path(name).name if Path(name).exists() else name.replace('/', '_')}-" \
+           f"{fingerprint(resolve_checkpoint(name) / 'model.safetensors')}"
+
+
+def trained_splits(name: str) -> str:
+    """The splits a checkpoint trained on ("train+val"), from its train_config.json
+    ("train" where it has none or predates the setting)."""
+    from mage.inference.pretrained import resolve_checkpoint
+
+    path = resolve_checkpoint(name) / "train_config.json"
+    splits = json.loads(path.read_text()).get("train_splits", ["train"]) if path.is_file() else ["train"]
+    return "+".join(splits)
+
+
 def run_eval(key: str, cache: Path, fn):
     """fn() -> EvalResult, cached as JSON (mean + per-sequence rows)."""
     path = cache / f"{key}.json"
@@ -143,7 +175,8 @@ def learning_curve(run: Path, dataset, n: int, cache: Path) -> list[dict]:
             model = load_checkpoint(ckpt).eval()
             return evaluate(model_predict_fn(model, "offline", None, 0), Subset(dataset, first=n), "test",
                             progress=False)
-        m = run_eval(f"curve_{run.name}_{step}_first{n}", cache, score)["metrics"]
+        m = run_eval(f"curve_{run.name}_{step}-{fingerprint(ckpt / 'model.safetensors')}_first{n}", cache,
+                     score)["metrics"]
         points.append({"step": step, **{k: m[k] for k in ("mpjpe", "l_pe", "jitter", "gt_jitter", "stride_ratio")}})
     return points
 
@@ -160,15 +193,17 @@ def main(argv=None) -> int:
     from mage.inference.sequence import ONLINE_CONSISTENCY
 
     dataset = ProcessedDataset(args.data)
-    cache = Path(args.cache) / Path(args.data).name
+    cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
     online_set = Subset(dataset, every=args.online_stride)
     results: dict[str, dict] = {}
 
-    base = run_eval("mean-pose_train", cache, lambda: evaluate(make_baseline("mean-pose", dataset), dataset, "test",
-                                                          method="mean-pose", progress=True))
-    results["mean-pose"] = {"offline": base["metrics"], "families": by_family(base)}
+    mean_splits = trained_splits(args.model[0])  # the data the default model learned from
+    base = run_eval(f"mean-pose_{mean_splits}", cache, lambda: evaluate(
+        make_baseline("mean-pose", dataset, train_split=mean_splits), dataset, "test",
+        method="mean-pose", progress=True))
+    results["mean-pose"] = {"offline": base["metrics"], "families": by_family(base), "splits": mean_splits}
     for name in args.model:
-        tag = name.replace("/", "_")
+        tag = model_tag(name)
         model = load_pretrained(name)
         offline = [run_eval(f"{tag}_offline_s{s}", cache, lambda s=s: evaluate(
             model_predict_fn(model, "offline", None, s), dataset, "test", method=name, seed=s)) for s in args.seeds]
@@ -196,10 +231,10 @@ def main(argv=None) -> int:
     default = args.model[0]
     sweep, validation = {}, {}
     model = load_pretrained(default)
-    tag = default.replace("/", "_")
+    tag = model_tag(default)
     validation_set = Subset(dataset, every=args.validation_every)
     val_model = load_pretrained(args.validation_model) if args.validation_model else None
-    val_tag = Path(args.validation_model or "").name
+    val_tag = model_tag(args.validation_model) if args.validation_model else ""
     for lam in args.consistency_sweep:
         if val_model is not None:
             validation[lam] = run_eval(

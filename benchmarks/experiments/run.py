@@ -77,7 +77,7 @@ def parse_args(argv=None):
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
     p.add_argument("--note", default=None,
-                   help="a caveat printed at the top of the report (kept by later rewrites; '' clears it)")
+                   help="a caveat printed at the top of the report (kept by --report-only rewrites)")
     args = p.parse_args(argv)
     args.runs = args.runs or str(ROOT / "runs" / args.name)
     return args
@@ -176,8 +176,10 @@ def run_one(args, variant: str, seed: int) -> dict:
 
 
 def finished_records(args) -> list[dict]:
+    """The finished runs of this budget: same steps and the same training splits."""
     records = [json.loads(p.read_text()) for p in sorted(Path(args.runs).glob("*_seed*/eval.json"))]
-    records = [r for r in records if r["variant"] in VARIANTS and r["max_steps"] == args.max_steps]
+    records = [r for r in records if r["variant"] in VARIANTS and r["max_steps"] == args.max_steps
+               and r.get("train_splits", OLD_TRAIN) == list(args.train_splits)]
     return sorted(records, key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"]))
 
 
@@ -266,11 +268,13 @@ def _save(fig, path: Path) -> str:
 
 
 def _note(args, out: Path) -> str:
-    """--note, else the note of the report already there (a rewrite keeps its caveat)."""
+    """--note, else with --report-only the note of the report already there (rewriting
+    the same runs keeps their caveat; a run that trains starts without one)."""
     if args.note is not None:
         return args.note
     old = out / f"{args.name}.json"
-    return json.loads(old.read_text()).get("note", "") if old.is_file() else ""
+    keep = args.report_only and old.is_file()
+    return json.loads(old.read_text()).get("note", "") if keep else ""
 
 
 def write_report(records: list[dict], args) -> None:

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
                         "baselines are deterministic and ignore it)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     p.add_argument("--train-split", default="train",
-                   help="split the mean-pose baseline averages (default: train)")
+                   help="split(s) the mean-pose baseline averages, e.g. train+val (default: train)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate only the first N sequences (smoke tests)")
     add_threads_argument(p, "offline")

@@ -6,7 +6,9 @@ examples:
     mage train --data data/amass-p1 --out runs/small --resume        # continue after a crash
     mage train --preset mage-paper --data data/amass-p1 --out runs/p1 --accelerator gpu --devices 4 --strategy ddp --precision bf16-mixed
 
-Trains on the 'train' split of a processed data set (mage data build). Settings come from
+Trains on the 'train' split of a processed data set (mage data build; --set
+train_splits=train,val adds the recipe's validation split, e.g. to refit a final model
+once its settings were chosen on val). Settings come from
 --config or --preset (a model preset with default training settings), then --set
 key=value, then the explicit flags. On a machine without a GPU the CPU preset applies to
 the settings you leave unset: batch_size 64, num_workers 0, precision 32, log_every 10

@@ -12,7 +12,9 @@
    fails is reported with its reason, never stopping the build. Each record is written
    atomically by the worker;
 3. splits train/test by subject (a recipe's or ``test_subjects``; otherwise a fixed
-   hash order of the subject names, so the same files always give the same split);
+   hash order of the subject names, so the same files always give the same split), and
+   a recipe's validation subjects into a val split (also with ``test_subjects``; a
+   subject named for both stays in test);
 4. writes ``manifest.json`` (atomically, at the end) and ``build_report.{json,md}``.
 
 A rerun reuses every record whose source file (size, mtime), build settings and record
@@ -393,7 +395,8 @@ def build_dataset(
     out: the dataset folder (created; an existing build there is updated).
     recipe: a name from ``mage.data.recipes.RECIPES`` or a Recipe: test subjects,
         minimum length and extra report figures.
-    test_subjects: overrides the recipe's; default: ``choose_test_subjects``.
+    test_subjects: overrides the recipe's; default: ``choose_test_subjects``. The
+        recipe's validation subjects still form the val split (minus any test subject).
     workers: processes (default min(2, cpu count)); 1 runs in this process.
     min_seconds: shorter sequences are dropped (default: recipe's, else 2 s).
     split_files: an explicit split, ``{"train": files, "test": files}`` (the AMASS

@@ -46,10 +46,11 @@ Method (all corrections are computed once per file from the two rest poses):
    the zero pose is aligned from the standing frame instead. Trunk joints (spine1-3,
    neck) are aligned too when more than TRUNK_MAX_DEG off. In a folded rest, they and
    the head take their rotation relative to the pelvis from the standing frame, which
-   is assumed to stand straight and look ahead (no alignment), and so do the legs (then
-   aligned), whose twist about their bones the zero pose of such a rig does not define. Otherwise they, the
-   head, wrists and feet keep ``H_s``: their bone directions differ between rigs because joints sit at different
-   anatomical places (SMPL's head joint is 5 cm in front of its neck joint, CMU's root
+   is assumed to stand straight and look ahead (no alignment); the legs take their
+   frames from it too (then aligned), as the zero pose of such a rig does not define
+   their twist about the bone. Outside the limbs, the trunk joints, the head, wrists
+   and feet keep ``H_s``: their bone directions differ between rigs because joints sit
+   at different anatomical places (SMPL's head joint is 5 cm in front of its neck joint, CMU's root
    is behind its hip joints), not because the pose differs. So any rest pose gives the
    same SMPL joint positions (tests/test_rig_auto.py).
 3. Transfer of GLOBAL orientations, so twist is kept:
@@ -536,8 +537,10 @@ HEAD_AND_TRUNK: frozenset[int] = TRUNK_JOINTS | {15}
 # its local axis in the zero pose leaves the twist about it a convention of the rig (the
 # Bandai Namco rig's right leg is mirrored, local -x along the bone, which the zero pose
 # turned into a 180-degree hip twist), while in the standing frame the legs hang straight
-# with the feet ahead, the same in every clip. (Arms keep the zero pose: in the chosen
-# frame they may be anywhere.)
+# with the feet ahead. What stays: that frame's stance (toe-out, slight flexion) becomes
+# the clip's zero twist, about 10-15 degrees and varying per clip (measured on Bandai
+# against the hip-knee-ankle hinge plane; CMU, HDM05 and the dance sets agree within 1
+# degree); anchoring the twist on that hinge plane would remove it.
 LEG_JOINTS: frozenset[int] = frozenset((1, 2, 4, 5, 7, 8))
 FROM_STANDING_WHEN_FOLDED: frozenset[int] = HEAD_AND_TRUNK | LEG_JOINTS
 TRUNK_MAX_DEG = 45.0
@@ -618,7 +621,7 @@ class _RestAligner:
         self.refs: dict = {"zero": (eye, source.rest_positions())}
         self.Q: dict[int, np.ndarray] = {}
         self.used: dict[int, str | int] = {}
-        self.folded = False  # the zero-pose pelvis is not upright: trunk from the standing frame
+        self.folded = False  # the zero-pose pelvis is not upright: trunk and legs from the standing frame
 
     def ref(self, r):
         """The reference pose ``r``: "zero", or "frame" (the most upright standing frame)."""
@@ -733,7 +736,7 @@ def rest_alignment(source: SourceMotion, spec: RigSpec, mapped: dict[str, int],
 
     Each joint's T-pose frame Q is derived from a reference pose: the zero pose, or, for a
     limb whose zero-pose bone is more than ZERO_POSE_MAX_SWING_DEG from SMPL's and for
-    the pelvis, trunk and head of a "folded" rest (module docstring, step 2), the
+    the pelvis, trunk, head and legs of a "folded" rest (module docstring, step 2), the
     motion's most upright standing frame; in either pose the joint keeps its rotation
     relative to its nearest mapped ancestor, then (limbs) its bone is turned onto SMPL's.
     So any rest pose gives the same SMPL joint positions. Raises ValueError naming the

@@ -87,13 +87,14 @@ def copy_tracked() -> HeadingPosePredictor:
 
 
 def fit_mean_pose(dataset, split: str = "train", progress: bool = True) -> torch.Tensor:
-    """(22, 3, 3) chordal mean local rotations over every frame of ``split``.
+    """(22, 3, 3) chordal mean local rotations over every frame of ``split`` (one split,
+    or several joined by "+", e.g. "train+val": the data a refit model trained on).
 
     Joint 0 is the root in the head's heading frame (see module docstring).
     """
     from tqdm.auto import tqdm
 
-    ids = list(dataset.ids(split))
+    ids = [i for name in split.split("+") for i in dataset.ids(name)]
     if not ids:
         raise ValueError(
             f"mean-pose: split {split!r} has no sequences to average (choose the training "

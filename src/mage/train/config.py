@@ -137,8 +137,9 @@ class TrainConfig:
             raise ValueError(f"ema_decay: must be in [0, 1), got {self.ema_decay}")
         if self.norm_std_floor <= 0:
             raise ValueError(f"norm_std_floor: must be > 0, got {self.norm_std_floor}")
-        if not self.train_splits or "test" in self.train_splits:
-            raise ValueError(f"train_splits: name one or more splits, never test; got "
+        if (not self.train_splits or {"test", "all"} & set(self.train_splits)
+                or len(set(self.train_splits)) != len(self.train_splits)):
+            raise ValueError(f"train_splits: name one or more different splits, never test or all; got "
                              f"{list(self.train_splits)}")
         _check_choice("short_sequences", self.short_sequences, SHORT_SEQUENCE_RULES)
         _check_choice("accelerator", self.accelerator, ACCELERATORS)

@@ -45,7 +45,7 @@ def _mix(seed: int, k: int) -> int:
 # --- the training split in memory ---------------------------------------------------
 @dataclass
 class TrainingSplit:
-    """The motions of one split, each of at least ``window + 1`` frames, and the
+    """The motions of the training split(s), each of at least ``window + 1`` frames, and the
     normalisation statistics of the condition over the split's (unaugmented) rows.
 
     motions: padded motions (see module docstring); ids: their sequence ids;
@@ -63,13 +63,18 @@ class TrainingSplit:
     @classmethod
     def load(cls, root: str | Path, window: int, short_sequences: str = "pad",
              std_floor: float = 1e-3, split: str | tuple[str, ...] = "train") -> TrainingSplit:
-        """``split``: one split name or several (their sequences together)."""
+        """``split``: one split name or several (their sequences together; never a test
+        sequence: ValueError)."""
         from mage.data.dataset import ProcessedDataset, record_to_motion
 
         ds = ProcessedDataset(root)
-        names = (split,) if isinstance(split, str) else tuple(split)
+        names = (split,) if isinstance(split, str) else tuple(dict.fromkeys(split))
         ids = [i for name in names for i in ds.ids(name)]
         split = "+".join(names)
+        leaked = set(ids) & set(ds.ids("test")) if "test" in ds.splits else set()
+        if leaked:
+            raise ValueError(f"{root}: split {split!r} holds {len(leaked)} test sequence(s), "
+                             f"e.g. {sorted(leaked)[0]}; never train on the test split")
         if not ids:
             raise ValueError(f"{root}: split {split!r} has no sequences")
         motions, kept, skipped, padded = [], [], [], []
