@@ -405,6 +405,29 @@ def test_fresh_run_into_an_existing_run_is_refused(finished_run, dataset):
         train(tiny_config(lr=1e-3, mirror_prob=0.5, random_yaw=True), dataset, run, resume=True)
 
 
+def test_resume_refuses_other_training_sequences(finished_run, dataset, tmp_path):
+    import shutil
+
+    from mage.train.checkpoints import TRAINING_DATA
+    from mage.train.run import train
+
+    run, cfg, _ = finished_run
+    record = json.loads((run / TRAINING_DATA).read_text())
+    assert record["splits"] == ["train"] and record["sequences"] == len(
+        json.loads((Path(dataset) / "manifest.json").read_text())["splits"]["train"])
+    root = tmp_path / "ds"  # the same data, one training sequence moved to a val split
+    shutil.copytree(dataset, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["splits"]["val"] = manifest["splits"]["train"][-1:]
+    manifest["splits"]["train"] = manifest["splits"]["train"][:-1]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    with pytest.raises(ValueError, match="training sequences differ"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_steps changed: stretched LR schedule
+        train(dataclasses.replace(cfg, max_steps=cfg.max_steps + 1), root, copy, resume=True)
+
+
 def test_cli_reports_user_errors(tmp_path, dataset, capsys):
     from mage.cli.main import main
 

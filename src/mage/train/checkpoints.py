@@ -34,6 +34,7 @@ CHECKPOINTS = "checkpoints"
 FINAL = "final"
 TRAINER_CKPT = "trainer.ckpt"
 TRAIN_CONFIG = "train_config.json"
+TRAINING_DATA = "training_data.json"  # which sequences the run trains on (checked on resume)
 WEIGHTS = "model.safetensors"
 _STEP_RE = re.compile(r"^step_(\d+)$")
 

@@ -16,7 +16,9 @@ import contextlib
 import csv
 import dataclasses
 import io
+import json
 import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -26,6 +28,7 @@ from mage.train.checkpoints import (
     FINAL,
     TRAIN_CONFIG,
     TRAINER_CKPT,
+    TRAINING_DATA,
     check_trainer_ckpt,
     latest_checkpoint,
     list_checkpoints,
@@ -143,6 +146,7 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
     L.seed_everything(config.seed, workers=False, verbose=False)  # same init on every rank
     data = WindowDataModule(data_dir, config)
     data.setup("fit")
+    _check_training_data(run, data.split, config, resumed=ckpt is not None)
     module = MageTrainingModule(config)
     module.set_normalization(data.split.cond_mean, data.split.cond_std)
 
@@ -178,6 +182,35 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt / TRAINER_CKPT) if ckpt else None,
                 weights_only=True)
     return run / FINAL
+
+
+def _check_training_data(run: Path, split, config: TrainConfig, resumed: bool) -> None:
+    """A fresh run records which sequences it trains on (RUN/training_data.json); a
+    resumed one must train on the same ones: ValueError if they changed (a rebuilt
+    dataset, a new val split), a warning for runs that predate the record."""
+    import hashlib
+
+    ids = sorted(split.ids + split.skipped)
+    now = {"splits": list(config.train_splits), "sequences": len(ids),
+           "ids_sha1": hashlib.sha1("\n".join(ids).encode()).hexdigest()}
+    path = run / TRAINING_DATA
+    if resumed and path.is_file():
+        before = json.loads(path.read_text())
+        if before.get("ids_sha1") != now["ids_sha1"]:
+            raise ValueError(
+                f"--resume: the training sequences differ from when {run} started ({path}: "
+                f"{before.get('sequences')} sequences of {'+'.join(before.get('splits', []))}, now "
+                f"{now['sequences']}): a rebuilt dataset or another split; start a new run")
+        return
+    if resumed:
+        warnings.warn(f"--resume: {run} has no {TRAINING_DATA} (an older run): cannot check that it "
+                      "trains on the same sequences as before", stacklevel=3)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        from mage.core.atomic import atomic_write
+
+        with atomic_write(path, "w") as fh:
+            json.dump(now, fh, indent=1)
 
 
 def _batch_size(batch) -> int:
