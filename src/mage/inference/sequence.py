@@ -49,11 +49,12 @@ DEFAULT_BATCH_SIZE = 32
 # plus lambda times the difference between the previous OUTPUT and that estimate,
 #     y[t] = s_t[N-1] + lambda * (y[t-1] - s_t[N-2]),
 # so window-to-window flicker is carried away with no lookahead (0 = each frame's own
-# sample). Measured on the full recipe's held-out split (every 4th clip, full-small):
-# lambda 0 / 0.5 / 0.7 / 0.85 give online jitter 12.71 / 10.21 / 9.66 / 9.32 (ground truth
-# 5.25, 10^2 m/s^3) for MPJPE 7.00 / 7.03 / 7.05 / 7.12 cm
-# (benchmarks/results/bundled_models.md). 0.5 takes most of the gain for +0.4% MPJPE.
-ONLINE_CONSISTENCY = 0.5
+# sample). Chosen on the full recipe's val split (benchmarks/results/bundled_models.md,
+# choose_consistency: the smallest lambda whose online jitter is at most 2x the ground
+# truth's) with full-medium's recipe trained on train alone: lambda 0 / 0.3 / 0.5 / 0.7
+# gave jitter 2.17x / 1.94x / 1.87x / 1.83x the ground truth's for MPJPE 6.63 / 6.65 /
+# 6.66 / 6.71 cm (every 4th val clip); more carry-over lags the motion.
+ONLINE_CONSISTENCY = 0.3
 
 
 def sample_windows(sampler, windows: torch.Tensor, noise: dict[str, torch.Tensor], steps: int | None,
