@@ -2,7 +2,8 @@
 
     python benchmarks/bundled_models/run.py --data data/full --online-stride 4 \\
         --model full-medium --model full-small --model permissive-small --model cmu-small \\
-        --curve runs/full-base --curve runs/full-small --curve runs/permissive-small
+        --curve runs/full-medium-tv --curve runs/full-small-tv --curve runs/permissive-small \\
+        --validation-model runs/full-medium-val/final
 
 For every model: offline (seeds 0 and 1: mean and spread) and online (seed 0) on the
 test split of ``--data`` (the ``full`` recipe's held-out groups, see
