@@ -71,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--cross-subjects", default="", metavar="PREFIX",
                    help="score only the --cross test clips whose subject (split group) starts with PREFIX, "
                         "e.g. bandai_ (a source family never seen in training)")
+    p.add_argument("--rescore-cross", action="store_true",
+                   help="score finished runs again on --cross when that dataset was rebuilt since")
     p.add_argument("--online-stride", type=int, default=4,
                    help="score online on every k-th test clip (online samples a window per frame)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
@@ -132,6 +134,28 @@ def _rescore_online(args, run_dir: Path, record: dict, seed: int) -> dict:
     return _save_record(run_dir, record)
 
 
+def _cross_score(args, model, seed: int) -> dict:
+    """Offline metrics on the --cross dataset's test split (its --cross-subjects clips),
+    tagged with that build's creation time."""
+    from mage.data.dataset import ProcessedDataset
+
+    data = ProcessedDataset(args.cross)
+    cross = Subset(data, subject_prefix=args.cross_subjects)
+    return {"data": args.cross, "subjects": args.cross_subjects or "all", "clips": len(cross.ids("test")),
+            "data_created": data.manifest.get("created", ""), "metrics": score(model, cross, "offline", seed)}
+
+
+def _rescore_cross(args, run_dir: Path, record: dict, seed: int) -> dict:
+    """A finished run whose cross dataset was rebuilt since it was scored: score it again."""
+    from mage.data.dataset import ProcessedDataset
+    from mage.model.checkpoint import load_checkpoint
+
+    if record.get("cross", {}).get("data_created") == ProcessedDataset(args.cross).manifest.get("created", ""):
+        return record
+    record["cross"] = _cross_score(args, load_checkpoint(record["checkpoint"]).eval(), seed)
+    return _save_record(run_dir, record)
+
+
 def _save_record(run_dir: Path, record: dict) -> dict:
     """Write a run's record (RUNS/<variant>_seed<k>/eval.json, atomically); returns it."""
     from mage.core.atomic import atomic_write
@@ -147,6 +171,8 @@ def run_one(args, variant: str, seed: int) -> dict:
     from mage.model.checkpoint import load_checkpoint
 
     run_dir, record = finished_run(args.runs, variant, seed)
+    if record is not None and args.cross and args.rescore_cross:
+        record = _rescore_cross(args, run_dir, record, seed)
     if record is not None:
         if record.get("online_stride") != args.online_stride:  # same online clips in every row
             return _rescore_online(args, run_dir, record, seed)
@@ -166,9 +192,7 @@ def run_one(args, variant: str, seed: int) -> dict:
         "checkpoint": str(final),
     }
     if args.cross:
-        cross = Subset(ProcessedDataset(args.cross), subject_prefix=args.cross_subjects)
-        record["cross"] = {"data": args.cross, "subjects": args.cross_subjects or "all",
-                           "clips": len(cross.ids("test")), "metrics": score(model, cross, "offline", seed)}
+        record["cross"] = _cross_score(args, model, seed)
     from mage.evaluate.protocol import machine_info
 
     record["machine"] = machine_info("cpu")
