@@ -350,9 +350,9 @@ def _manifest(results: dict[str, dict], test: list[str], fps: float, recipe: str
         test_ids = [i for i, r in ok.items() if os.path.abspath(r["source"]) in test_sources]
     else:
         test_ids = [i for i, r in ok.items() if r["subject"] in test]
-    val = set(val)
-    val_ids = [i for i, r in ok.items() if r["subject"] in val and i not in set(test_ids)]
-    held_out = set(test_ids) | set(val_ids)
+    val, test_set = set(val), set(test_ids)
+    val_ids = [i for i, r in ok.items() if r["subject"] in val and i not in test_set]
+    held_out = test_set | set(val_ids)
     splits = {"train": [i for i in ok if i not in held_out]}
     if val:
         splits["val"] = val_ids
@@ -530,7 +530,7 @@ def _build_report(manifest: dict, results: dict[str, dict], ok: dict[str, dict],
         "settings": settings,
         "split_rule": split_rule,
         "test_subjects": test,
-        "val_subjects": sorted({r["subject"] for i, r in ok.items() if i in set(manifest["splits"].get("val", ()))}),
+        "val_subjects": sorted({ok[i]["subject"] for i in manifest["splits"].get("val", ())}),
         "files": len(files),
         "counts": {s: sum(r["status"] == s for r in results.values())
                    for s in ("ok", "reused", "dropped", "skipped", "failed")},

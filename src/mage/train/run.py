@@ -18,11 +18,11 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import re
 import warnings
 from pathlib import Path
 
+from mage.core.atomic import atomic_write
 from mage.train.checkpoints import (
     CHECKPOINTS,
     FINAL,
@@ -146,7 +146,7 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
     L.seed_everything(config.seed, workers=False, verbose=False)  # same init on every rank
     data = WindowDataModule(data_dir, config)
     data.setup("fit")
-    _check_training_data(run, data.split, config, resumed=ckpt is not None)
+    training_data = _check_training_data(run, data.split, config, resumed=ckpt is not None)
     module = MageTrainingModule(config)
     module.set_normalization(data.split.cond_mean, data.split.cond_std)
 
@@ -170,6 +170,8 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
     if trainer.is_global_zero:
         run.mkdir(parents=True, exist_ok=True)
         config.save(run / TRAIN_CONFIG)
+        with atomic_write(run / TRAINING_DATA, "w") as fh:
+            json.dump(training_data, fh, indent=1)
         split = data.split
         params = sum(p.numel() for p in module.model.parameters())
         print(f"mage train: {len(split.motions)} sequences of {'+'.join(config.train_splits)} "
@@ -184,10 +186,11 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
     return run / FINAL
 
 
-def _check_training_data(run: Path, split, config: TrainConfig, resumed: bool) -> None:
-    """A fresh run records which sequences it trains on (RUN/training_data.json); a
-    resumed one must train on the same ones: ValueError if they changed (a rebuilt
-    dataset, a new val split), a warning for runs that predate the record."""
+def _check_training_data(run: Path, split, config: TrainConfig, resumed: bool) -> dict:
+    """Which sequences this run trains on, as recorded in RUN/training_data.json (written
+    with the config): a resumed run must train on the same ones as when it started:
+    ValueError if they changed (a rebuilt dataset, a new val split), a warning for runs
+    that predate the record."""
     import hashlib
 
     ids = sorted(split.ids + split.skipped)
@@ -201,16 +204,10 @@ def _check_training_data(run: Path, split, config: TrainConfig, resumed: bool) -
                 f"--resume: the training sequences differ from when {run} started ({path}: "
                 f"{before.get('sequences')} sequences of {'+'.join(before.get('splits', []))}, now "
                 f"{now['sequences']}): a rebuilt dataset or another split; start a new run")
-        return
-    if resumed:
+    elif resumed:
         warnings.warn(f"--resume: {run} has no {TRAINING_DATA} (an older run): cannot check that it "
                       "trains on the same sequences as before", stacklevel=3)
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        from mage.core.atomic import atomic_write
-
-        with atomic_write(path, "w") as fh:
-            json.dump(now, fh, indent=1)
+    return now
 
 
 def _batch_size(batch) -> int:
