@@ -1,11 +1,13 @@
-"""What the training benchmarks share: one budget for every variant, train-or-resume.
+"""What the benchmarks share: one budget for every variant, train-or-resume, and cached
+held-out scoring of checkpoints.
 
-Imported by ``benchmarks/cmu_mini/run.py`` and ``benchmarks/experiments/run.py`` (they
-put this folder on ``sys.path``).
+Imported by the ``run.py`` of ``benchmarks/cmu_mini``, ``experiments``, ``bundled_models``
+and ``recipe_ablation`` (they put this folder on ``sys.path``).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -114,3 +116,52 @@ class cpu_load:
         for h in self._hogs:
             h.terminate()
         return False
+
+
+def fingerprint(*paths: Path) -> str:
+    """8 hex digits of the sha1 of the files' bytes: cache keys change with the weights or
+    the data build, not only with their names."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for path in paths:
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:8]
+
+
+def model_tag(name: str) -> str:
+    """Cache tag of a checkpoint: its name plus the fingerprint of its weights."""
+    from mage.inference.pretrained import resolve_checkpoint
+
+    return f"{Path(name).name if Path(name).exists() else name.replace('/', '_')}-" \
+           f"{fingerprint(resolve_checkpoint(name) / 'model.safetensors')}"
+
+
+def run_eval(key: str, cache: Path, fn) -> dict:
+    """fn() -> EvalResult, cached as ``cache/key.json`` (mean metrics, seconds, machine and
+    per-sequence rows) and reused when that file exists."""
+    path = cache / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    r = fn()
+    doc = {"metrics": r.metrics, "seconds": time.perf_counter() - t0, "machine": r.machine,
+           "rows": [{"id": s.id, "subject": s.subject, "frames": s.frames, "metrics": s.metrics}
+                    for s in r.sequences]}
+    cache.mkdir(parents=True, exist_ok=True)
+    from mage.core.atomic import atomic_write
+
+    with atomic_write(path, "w") as fh:
+        json.dump(doc, fh)
+    return doc
+
+
+def online_predictor(model, consistency: float):
+    """predict_fn (mage.evaluate.protocol) of the online mode, seed 0, with a given
+    consistency lambda: (cond, head) -> (T, 22, 3, 3) float64 local rotations."""
+    from mage.core import rotations as rot
+    from mage.inference.sequence import predict_sequence
+
+    def predict(cond, head):
+        return rot.rot6d_to_matrix(predict_sequence(model, cond, "online", seed=0, consistency=consistency).double())
+    return predict

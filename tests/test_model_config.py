@@ -74,6 +74,8 @@ def test_unknown_keys_raise_and_list_the_valid_ones():
     ({"block": "transformer", "width": 30, "heads": 4}, "not divisible by heads"),
     ({"sampling_steps": 2000}, "exceeds train_timesteps"),
     ({"window": 1, "velocity_weight": 1.0}, "window >= 2"),
+    ({"window": 2, "acceleration_weight": 1.0}, "window >= 3"),
+    ({"acceleration_weight": -1.0}, "acceleration_weight: must be >= 0"),
 ])
 def test_invalid_values_raise_clear_errors(overrides, match):
     with pytest.raises(ValueError, match=match):

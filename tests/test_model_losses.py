@@ -2,12 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from mage.core.kinematics import forward_kinematics
 from mage.core.multiscale import pool_nodes
-from mage.core.rotations import axis_angle_to_matrix, matrix_to_rot6d
+from mage.core.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
 from mage.core.skeleton import Skeleton
 from mage.model import MageConfig
 from mage.model.losses import (
@@ -66,3 +67,31 @@ def test_perfect_predictions_give_zero_loss_and_errors_are_weighted():
     assert out["S1"].item() == pytest.approx(0.1 * math.sqrt(6) + 0.1 * math.sqrt(3), rel=1e-5)
     assert out["S2"].item() == pytest.approx(0.0, abs=1e-6)
     assert out["S3"] > 0 and out["fk_position"] > 0.05
+
+
+def test_acceleration_term_is_the_second_difference_error_of_fk_positions():
+    """L_acc against a numpy reference: mean over batch, frames t = 1..N-2 and joints of
+    ||(p[t+1] - 2 p[t] + p[t-1]) - (g[t+1] - 2 g[t] + g[t-1])||."""
+    cfg = MageConfig.preset("mage-paper").with_overrides(acceleration_weight=3.0)
+    hierarchy, skeleton = cfg.hierarchy(), Skeleton.smpl22()
+    torch.manual_seed(0)
+    x0 = matrix_to_rot6d(axis_angle_to_matrix(0.3 * torch.randn(2, 5, 22, 3)))
+    pred = matrix_to_rot6d(axis_angle_to_matrix(0.3 * torch.randn(2, 5, 22, 3)))
+    targets, _ = pooled_targets(x0, cfg.scales, hierarchy, skeleton)
+    out = multiscale_loss({**targets, "S3": pred}, x0, cfg, hierarchy, skeleton)
+    p = forward_kinematics(rot6d_to_matrix(pred), None, skeleton).positions.numpy()
+    g = forward_kinematics(rot6d_to_matrix(x0), None, skeleton).positions.numpy()
+    second = lambda q: q[:, 2:] - 2 * q[:, 1:-1] + q[:, :-2]  # noqa: E731
+    expected = np.linalg.norm(second(p) - second(g), axis=-1).mean()
+    assert out["acceleration"].item() == pytest.approx(expected, rel=1e-5)
+    assert "velocity" not in out
+    weighted = sum(cfg.stage_loss_weights[s] * out[s] for s in cfg.scales)
+    weighted = weighted + cfg.fk_position_weight * out["fk_position"] + 3.0 * out["acceleration"]
+    torch.testing.assert_close(out["loss"], weighted)
+    # A pose error that is the same in every frame has no acceleration error.
+    x0_still = x0[:, :1].expand(2, 5, 22, 6).clone()
+    constant = x0_still.clone()
+    constant[..., 0, :] = matrix_to_rot6d(axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.4])))
+    targets, _ = pooled_targets(x0_still, cfg.scales, hierarchy, skeleton)
+    out = multiscale_loss({**targets, "S3": constant}, x0_still, cfg, hierarchy, skeleton)
+    assert out["fk_position"] > 0.01 and out["acceleration"].item() == pytest.approx(0.0, abs=1e-6)

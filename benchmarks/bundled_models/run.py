@@ -34,12 +34,11 @@ import dataclasses
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import Subset  # noqa: E402
+from common import Subset, fingerprint, model_tag, online_predictor, run_eval  # noqa: E402
 NAME = "bundled_models"
 PROTOCOL_KEYS = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "u_pe", "l_pe", "root_pe")
 TABLE_KEYS = ("mpjre", "mpjpe", "l_pe", "h_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio",
@@ -77,20 +76,10 @@ def parse_args(argv=None):
     p.add_argument("--validation-model", default=None,
                    help="checkpoint of the default model's recipe trained on the train split only: the "
                         "consistency lambda is chosen with it on the val split (none: no choice is made)")
-    p.add_argument("--validation-every", type=int, default=4,
-                   help="the consistency is chosen on every k-th clip of the val split (the test split "
-                        "is never used to choose it)")
+    p.add_argument("--validation-every", type=int, default=1,
+                   help="the consistency is chosen on every k-th clip of the val split (default: all, "
+                        "the aggregation of the online target; the test split is never used to choose it)")
     return p.parse_args(argv)
-
-
-def online_predictor(model, consistency: float):
-    """predict_fn of the online mode with a given consistency (seed 0)."""
-    from mage.core import rotations as rot
-    from mage.inference.sequence import predict_sequence
-
-    def predict(cond, head):
-        return rot.rot6d_to_matrix(predict_sequence(model, cond, "online", seed=0, consistency=consistency).double())
-    return predict
 
 
 def choose_consistency(validation: dict[float, dict]) -> float:
@@ -109,25 +98,6 @@ def choose_consistency(validation: dict[float, dict]) -> float:
     return ok[0] if ok else min(ratio, key=ratio.get)
 
 
-def fingerprint(*paths: Path) -> str:
-    """8 hex digits of the sha1 of the files' bytes: cache keys change with the weights or
-    the data build, not only with their names."""
-    import hashlib
-
-    h = hashlib.sha1()
-    for path in paths:
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()[:8]
-
-
-def model_tag(name: str) -> str:
-    """Cache tag of a checkpoint: its name plus the fingerprint of its weights."""
-    from mage.inference.pretrained import resolve_checkpoint
-
-    return f"{Path(name).name if Path(name).exists() else name.replace('/', '_')}-" \
-           f"{fingerprint(resolve_checkpoint(name) / 'model.safetensors')}"
-
-
 def trained_splits(name: str) -> str:
     """The splits a checkpoint trained on ("train+val"), from its train_config.json
     ("train" where it has none or predates the setting)."""
@@ -136,24 +106,6 @@ def trained_splits(name: str) -> str:
     path = resolve_checkpoint(name) / "train_config.json"
     splits = json.loads(path.read_text()).get("train_splits", ["train"]) if path.is_file() else ["train"]
     return "+".join(splits)
-
-
-def run_eval(key: str, cache: Path, fn):
-    """fn() -> EvalResult, cached as JSON (mean + per-sequence rows)."""
-    path = cache / f"{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    t0 = time.perf_counter()
-    r = fn()
-    doc = {"metrics": r.metrics, "seconds": time.perf_counter() - t0, "machine": r.machine,
-           "rows": [{"id": s.id, "subject": s.subject, "frames": s.frames, "metrics": s.metrics}
-                    for s in r.sequences]}
-    cache.mkdir(parents=True, exist_ok=True)
-    from mage.core.atomic import atomic_write
-
-    with atomic_write(path, "w") as fh:
-        json.dump(doc, fh)
-    return doc
 
 
 def by_family(doc: dict) -> dict[str, dict[str, float]]:
@@ -252,15 +204,23 @@ def main(argv=None) -> int:
     results[default]["validation_model"] = args.validation_model
     results[default]["online_consistency"] = ONLINE_CONSISTENCY
     d = results[default]
-    checks = {
-        "mpjpe": (d["offline"]["mpjpe"], d["offline"]["mpjpe"] <= TARGETS["mpjpe"]),
-        "l_pe": (d["offline"]["l_pe"], d["offline"]["l_pe"] <= TARGETS["l_pe"]),
-        "stride_ratio": (d["offline"]["stride_ratio"], d["offline"]["stride_ratio"] >= TARGETS["stride_ratio"]),
-        "jitter_ratio_offline": (r := d["offline"]["jitter"] / d["offline"]["gt_jitter"], r <= TARGETS["jitter_ratio_offline"]),
-        "jitter_ratio_online": (r := d["online"]["jitter"] / d["online"]["gt_jitter"], r <= TARGETS["jitter_ratio_online"]),
+    # The targets hold offline and online on the whole test split: the default model is
+    # also scored online on every test clip (the tables above may use a stride).
+    d["online_all"] = run_eval(
+        f"{tag}_online_s0_every1_consistency{ONLINE_CONSISTENCY:g}", cache,
+        lambda: evaluate(online_predictor(model, ONLINE_CONSISTENCY), dataset, "test", method=default,
+                         seed=0))["metrics"]
+    checks = {}
+    for mode, m in (("offline", d["offline"]), ("online", d["online_all"])):
+        checks[f"mpjpe_{mode}"] = (m["mpjpe"], m["mpjpe"] <= TARGETS["mpjpe"])
+        checks[f"l_pe_{mode}"] = (m["l_pe"], m["l_pe"] <= TARGETS["l_pe"])
+        checks[f"stride_ratio_{mode}"] = (m["stride_ratio"], m["stride_ratio"] >= TARGETS["stride_ratio"])
+        ratio = m["jitter"] / m["gt_jitter"]
+        checks[f"jitter_ratio_{mode}"] = (ratio, ratio <= TARGETS[f"jitter_ratio_{mode}"])
+    checks.update({
         "beats_mean_pose": (None, not (lost := [k for k in PROTOCOL_KEYS
                                                  if d["offline"][k] >= results["mean-pose"]["offline"][k]])),
-    }
+    })
     if lost:  # a constant pose has a jitter below the ground truth's: no real motion beats it there
         checks["beats_mean_pose"] = ("loses on " + ", ".join(lost), False)
     curves = {run: learning_curve(Path(run), dataset, args.curve_sequences, cache) for run in args.curve}
@@ -296,11 +256,14 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
             lines.append(f"| {name} | " + " | ".join(
                 f"{r[mode][k]:.2f}" + (f" ± {sp[k]:.2f}" if k in sp else "") for k in TABLE_KEYS) + " |")
         lines.append("")
-    lines += [f"## Targets of the default model `{args.model[0]}`", "", "| check | value | target | met |",
+    lines += [f"## Targets of the default model `{args.model[0]}`", "",
+              "Offline: the seed mean on every test clip; online: seed 0 on every test clip, "
+              "default consistency.", "", "| check | value | target | met |",
               "|---|---:|---:|---|"]
     for k, (v, ok) in checks.items():
         value = "" if v is None else v if isinstance(v, str) else f"{v:.2f}"
-        lines.append(f"| {k} | {value} | {TARGETS.get(k, 'every protocol metric')} | "
+        target = TARGETS.get(k, TARGETS.get(k.rsplit("_", 1)[0], "every protocol metric"))
+        lines.append(f"| {k} | {value} | {target} | "
                      f"{'yes' if ok else 'NO'} |")
     sweep = results[args.model[0]].get("consistency_sweep", {})
     if sweep:

@@ -61,8 +61,8 @@ class MageConfig:
         stage_loss_weights: weight of each stage's loss, keyed by scale.
         node_position_weight: weight of the centroid (metres) part of a coarse node's
             loss, relative to its 6D rotation part.
-        fk_position_weight, velocity_weight: final-stage FK joint position (m) and
-            velocity (m/frame) terms.
+        fk_position_weight, velocity_weight, acceleration_weight: final-stage FK joint
+            position (m), velocity (m/frame) and acceleration (m/frame^2) terms.
     """
 
     # --- window ---
@@ -102,6 +102,9 @@ class MageConfig:
     # it); both are ablation knobs.
     fk_position_weight: float = 1.0
     velocity_weight: float = 0.0
+    # Second differences weigh an error's high frequencies by omega^2 (velocity: omega),
+    # so this term aims at frame-to-frame jitter with little pull on the pose itself.
+    acceleration_weight: float = 0.0
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -140,11 +143,14 @@ class MageConfig:
         if self.eta < 0 or self.init_noise_scale <= 0:
             raise ValueError("eta must be >= 0 and init_noise_scale > 0, got "
                              f"eta={self.eta}, init_noise_scale={self.init_noise_scale}")
-        for name in ("node_position_weight", "fk_position_weight", "velocity_weight"):
+        for name in ("node_position_weight", "fk_position_weight", "velocity_weight",
+                     "acceleration_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.velocity_weight > 0 and self.window < 2:
             raise ValueError("velocity_weight: a velocity term needs window >= 2")
+        if self.acceleration_weight > 0 and self.window < 3:
+            raise ValueError("acceleration_weight: an acceleration term needs window >= 3")
 
     def _validate_scales(self) -> None:
         """scales: an increasing subsequence of S0..S3 that ends with S3; every used

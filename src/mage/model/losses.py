@@ -1,6 +1,6 @@
 """Training losses of MAGE: each stage against the ground truth pooled to its scale.
 
-    loss = sum_k w_k * L_k  +  w_pos * L_fkpos  +  w_vel * L_vel
+    loss = sum_k w_k * L_k  +  w_pos * L_fkpos  +  w_vel * L_vel  +  w_acc * L_acc
 
 - Final stage (S3, 22 joints): AGRoL's rotation loss, the mean over joints (and frames,
   batch) of the L2 norm of each joint's 6D error.
@@ -9,7 +9,9 @@
   ||centroid error|| (metres), averaged over nodes. FK uses zero translation: node
   centroids are pelvis-relative, so the root translation never matters.
 - L_fkpos: mean joint position error (metres) of FK of the final prediction;
-  L_vel: mean error of the frame-to-frame joint displacement (metres per frame).
+  L_vel: mean error of the frame-to-frame joint displacement (metres per frame);
+  L_acc: mean error of its second difference, p[t+1] - 2 p[t] + p[t-1] (metres per
+  frame^2), the discrete acceleration that the jitter metric differentiates once more.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def multiscale_loss(
     predictions: {scale: (B, N, n, 9)} for coarse scales and {"S3": (B, N, 22, 6)}.
     x0: (B, N, 22, 6) ground truth.
     returns {"loss": total (with grad), "S1": ..., "S3": ..., "fk_position": ...,
-    "velocity": ...}: the unweighted terms, detached (for logging).
+    "velocity": ..., "acceleration": ...}: the unweighted terms, detached (for logging).
     """
     targets, fk_gt = pooled_targets(x0, cfg.scales, hierarchy, skeleton)
     terms: dict[str, torch.Tensor] = {}
@@ -76,7 +78,7 @@ def multiscale_loss(
             term = node_state_loss(predictions[scale], targets[scale], cfg.node_position_weight)
         terms[scale] = term
         total = total + cfg.stage_loss_weights[scale] * term
-    if cfg.fk_position_weight > 0 or cfg.velocity_weight > 0:
+    if cfg.fk_position_weight > 0 or cfg.velocity_weight > 0 or cfg.acceleration_weight > 0:
         pos = fk_of_6d(predictions["S3"], skeleton).positions  # (B, N, 22, 3)
         if cfg.fk_position_weight > 0:
             terms["fk_position"] = (pos - fk_gt.positions).norm(dim=-1).mean()
@@ -85,6 +87,10 @@ def multiscale_loss(
             vel, vel_gt = pos.diff(dim=1), fk_gt.positions.diff(dim=1)
             terms["velocity"] = (vel - vel_gt).norm(dim=-1).mean()
             total = total + cfg.velocity_weight * terms["velocity"]
+        if cfg.acceleration_weight > 0:
+            acc, acc_gt = pos.diff(n=2, dim=1), fk_gt.positions.diff(n=2, dim=1)
+            terms["acceleration"] = (acc - acc_gt).norm(dim=-1).mean()
+            total = total + cfg.acceleration_weight * terms["acceleration"]
     out = {"loss": total}
     out.update({k: v.detach() for k, v in terms.items()})
     return out

@@ -1,0 +1,161 @@
+"""A training-recipe change against the current recipe, decided on the val split.
+
+    python benchmarks/recipe_ablation/run.py --data data/full \\
+        --baseline runs/full-medium-val/final --variant runs/full-medium-acc-val/final \\
+        --name acceleration
+
+Both checkpoints are the default model's recipe trained on the train split alone, one of
+them with the change (here ``model.acceleration_weight``). Each is scored on every clip
+of the recipe's val split (never the test split): offline (seed 0) and online at every
+consistency lambda of ``--consistency-sweep``; each model's lambda is picked by the
+bundled-model benchmark's ``choose_consistency``. ``adopt`` then applies the rule below.
+
+The rule was written down (committed) before any metric of the variant existed:
+the variant is adopted for the default model iff, on the val split,
+  1. its jitter ratio (jitter / ground truth's) is lower than the baseline's both offline
+     and online (each at its chosen lambda), and
+  2. its MPJPE and L-PE, offline and online, are at most ``TOLERANCE`` (3%) above the
+     baseline's, and
+  3. its online stride ratio is at least 0.7 (the data issue's target).
+
+Writes ``OUT/recipe_ablation_NAME.json`` and ``.md``. Scores are cached in ``--cache``
+(keys hold the weights' and data build's fingerprints), so a rerun only reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import fingerprint, model_tag, online_predictor, run_eval  # noqa: E402
+
+TOLERANCE = 0.03
+KEYS = ("mpjre", "mpjpe", "l_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio", "foot_sliding")
+
+
+def bundled_models_module():
+    """benchmarks/bundled_models/run.py (its ``choose_consistency`` and ``TARGETS``)."""
+    spec = importlib.util.spec_from_file_location("bundled_models_run", ROOT / "benchmarks/bundled_models/run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def adopt(baseline: dict, variant: dict, stride_target: float = 0.7) -> tuple[bool, list[str]]:
+    """The pre-registered rule (module docstring). ``baseline``/``variant``: {"offline":
+    metrics, "online": metrics at the chosen lambda}. Returns (adopted, reasons it fails)."""
+    failed = []
+    for mode in ("offline", "online"):
+        b, v = baseline[mode], variant[mode]
+        if v["jitter"] / v["gt_jitter"] >= b["jitter"] / b["gt_jitter"]:
+            failed.append(f"{mode} jitter ratio not lower")
+        for key in ("mpjpe", "l_pe"):
+            if v[key] > (1 + TOLERANCE) * b[key]:
+                failed.append(f"{mode} {key} {v[key]:.2f} > {1 + TOLERANCE:g} x {b[key]:.2f}")
+    if variant["online"]["stride_ratio"] < stride_target:
+        failed.append(f"online stride ratio {variant['online']['stride_ratio']:.2f} < {stride_target:g}")
+    return not failed, failed
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT / "data" / "full"))
+    p.add_argument("--baseline", required=True, help="checkpoint of the current recipe (train split only)")
+    p.add_argument("--variant", required=True, help="checkpoint of the changed recipe (train split only)")
+    p.add_argument("--name", required=True, help="report name: recipe_ablation_NAME")
+    p.add_argument("--consistency-sweep", nargs="*", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.85])
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--cache", default=str(ROOT / "runs" / "bundled_models_cache"))
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def score(name: str, dataset, cache: Path, sweep: list[float]) -> dict:
+    """Offline (seed 0) and the online lambda sweep of one checkpoint on every val clip."""
+    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.inference.pretrained import load_pretrained
+
+    model, tag = load_pretrained(name), model_tag(name)
+    offline = run_eval(f"{tag}_offline_s0_val", cache, lambda: evaluate(
+        model_predict_fn(model, "offline", None, 0), dataset, "val", method=name, seed=0))
+    online = {lam: run_eval(f"{tag}_online_s0_val_every1_consistency{lam:g}", cache, lambda lam=lam: evaluate(
+        online_predictor(model, lam), dataset, "val", method=name, seed=0))["metrics"] for lam in sweep}
+    return {"checkpoint": name, "offline": offline["metrics"], "online_sweep": online,
+            "val_clips": len(offline["rows"]), "machine": offline["machine"],
+            "train_config": json.loads((Path(name) / "train_config.json").read_text())
+            if (Path(name) / "train_config.json").is_file() else None}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from mage.data.dataset import ProcessedDataset
+
+    dataset = ProcessedDataset(args.data)
+    cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
+    choose = bundled_models_module().choose_consistency
+    results = {}
+    for role, name in (("baseline", args.baseline), ("variant", args.variant)):
+        r = score(name, dataset, cache, args.consistency_sweep)
+        r["consistency_chosen"] = lam = choose(r["online_sweep"])
+        r["online"] = r["online_sweep"][lam]
+        results[role] = r
+    adopted, failed = adopt(results["baseline"], results["variant"])
+    write_report(args, results, adopted, failed)
+    print(f"adopted: {adopted}" + ("" if adopted else f" ({'; '.join(failed)})"))
+    return 0
+
+
+def write_report(args, results: dict, adopted: bool, failed: list[str]) -> None:
+    from mage.core.atomic import atomic_write
+    from mage.evaluate.metrics import METRICS
+
+    out, stem = Path(args.out), f"recipe_ablation_{args.name}"
+    doc = {"benchmark": stem, "data": args.data, "split": "val", "tolerance": TOLERANCE,
+           "adopted": adopted, "failed": failed, "results": results}
+    with atomic_write(out / f"{stem}.json", "w") as fh:
+        json.dump(doc, fh, indent=1)
+    units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
+    machine = results["baseline"]["machine"]
+    lines = [f"# Recipe ablation `{args.name}` on the val split of `{Path(args.data).name}`", "",
+             f"Produced by `python benchmarks/recipe_ablation/run.py --baseline {args.baseline} --variant "
+             f"{args.variant} --name {args.name}` ({stem}.json). Every val clip "
+             f"({results['baseline']['val_clips']}); offline seed 0; online seed 0 at each model's lambda chosen "
+             f"by `choose_consistency`. Machine: {machine.get('cpu', '?')}, "
+             f"{machine.get('cpu_threads', '?')} thread(s).", "",
+             "| model | mode | lambda | " + " | ".join(units[k] for k in KEYS) + " | jitter / GT |",
+             "|---" * (4 + len(KEYS)) + "|"]
+    for role, r in results.items():
+        for mode in ("offline", "online"):
+            m = r[mode]
+            lam = f"{r['consistency_chosen']:g}" if mode == "online" else "-"
+            lines.append(f"| {role} | {mode} | {lam} | " + " | ".join(f"{m[k]:.2f}" for k in KEYS)
+                         + f" | {m['jitter'] / m['gt_jitter']:.2f} |")
+    lines += ["", "Online, every lambda (jitter / GT; MPJPE cm):", "",
+              "| lambda | " + " | ".join(f"{role} jitter / GT | {role} MPJPE" for role in results) + " |",
+              "|---" * (1 + 2 * len(results)) + "|"]
+    for lam in args.consistency_sweep:
+        cells = []
+        for r in results.values():
+            m = r["online_sweep"][lam]
+            cells += [f"{m['jitter'] / m['gt_jitter']:.2f}", f"{m['mpjpe']:.2f}"]
+        lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
+    lines += ["", "The rule, committed before the variant had any metric (module docstring of "
+              "`benchmarks/recipe_ablation/run.py`): adopt iff the jitter ratio is lower offline and "
+              f"online, MPJPE and L-PE are at most {TOLERANCE:.0%} above the baseline's in both modes, and "
+              "the online stride ratio is at least 0.7.", "",
+              f"**Decision: {'adopted' if adopted else 'not adopted'}**"
+              + ("" if adopted else f" ({'; '.join(failed)})") + "."]
+    with atomic_write(out / f"{stem}.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

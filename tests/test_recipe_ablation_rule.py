@@ -1,0 +1,31 @@
+"""The pre-registered adoption rule of benchmarks/recipe_ablation/run.py."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("recipe_ablation_run", ROOT / "benchmarks/recipe_ablation/run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _m(mpjpe=7.0, l_pe=9.0, jitter=10.0, stride=0.9):
+    return {"mpjpe": mpjpe, "l_pe": l_pe, "jitter": jitter, "gt_jitter": 5.0, "stride_ratio": stride}
+
+
+def test_adopts_only_a_smoother_variant_within_the_accuracy_tolerance():
+    adopt = _module().adopt
+    base = {"offline": _m(), "online": _m()}
+    assert adopt(base, {"offline": _m(jitter=9.0), "online": _m(jitter=9.5, mpjpe=7.2)}) == (True, [])
+    ok, failed = adopt(base, {"offline": _m(jitter=9.0), "online": _m(jitter=10.0)})
+    assert not ok and failed == ["online jitter ratio not lower"]
+    ok, failed = adopt(base, {"offline": _m(jitter=9.0, l_pe=9.3), "online": _m(jitter=9.0)})
+    assert not ok and failed == ["offline l_pe 9.30 > 1.03 x 9.00"]  # 3.3% worse
+    ok, failed = adopt(base, {"offline": _m(jitter=9.0), "online": _m(jitter=9.0, stride=0.6)})
+    assert not ok and failed == ["online stride ratio 0.60 < 0.7"]
