@@ -158,10 +158,7 @@ def run_eval(key: str, cache: Path, fn) -> dict:
 
 def online_predictor(model, consistency: float):
     """predict_fn (mage.evaluate.protocol) of the online mode, seed 0, with a given
-    consistency lambda: (cond, head) -> (T, 22, 3, 3) float64 local rotations."""
-    from mage.core import rotations as rot
-    from mage.inference.sequence import predict_sequence
+    consistency lambda."""
+    from mage.inference.sequence import model_predict_fn
 
-    def predict(cond, head):
-        return rot.rot6d_to_matrix(predict_sequence(model, cond, "online", seed=0, consistency=consistency).double())
-    return predict
+    return model_predict_fn(model, "online", None, 0, consistency)

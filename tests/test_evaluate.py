@@ -318,7 +318,7 @@ def test_cli_eval_checkpoint_with_seeds(tmp_path, monkeypatch, capsys):
 
     calls = []
 
-    def predict_sequence(model, cond, mode="offline", steps=None, seed=0):
+    def predict_sequence(model, cond, mode="offline", steps=None, seed=0, consistency=0.0):
         calls.append((mode, steps, seed))
         R = torch.eye(3).repeat(cond.shape[0], 22, 1, 1)
         R[:, 1] = rotation_about_axis(0.1 * (seed + 1), "z")

@@ -10,7 +10,7 @@ from mage.core import rotations as rot
 from mage.core.kinematics import place_by_head
 from mage.core.rotations import normalize_rot6d
 from mage.core.skeleton import Skeleton
-from mage.evaluate.seams import jerk_profile, offline_boundaries, seam_jitter
+from mage.inference.seams import jerk_profile, offline_boundaries, seam_jitter
 from mage.inference.sequence import blend_weights, predict_motion, predict_sequence, window_starts
 from mage.model import MagePipeline
 
@@ -208,3 +208,22 @@ def test_bf16_precision_option():
         predict_sequence(model, cond, precision="fp16")
     with pytest.raises(ValueError, match="applies to a torch MageModel"):
         predict_sequence(FrameLocalModel(window=8), cond, precision="bf16")
+
+
+def test_model_predict_fn_is_predict_sequence_as_rotation_matrices():
+    from mage.inference.sequence import model_predict_fn
+
+    model = tiny_model(window=8)
+    cond = _cond(20)
+    head = torch.zeros(20, 3)
+    for mode, kwargs in (("offline", {}), ("online", {"consistency": 0.6})):
+        R = model_predict_fn(model, mode, None, 3, **kwargs)(cond, head)
+        d6 = predict_sequence(model, cond, mode, seed=3, **kwargs)
+        assert R.dtype == torch.float64 and R.shape == (20, 22, 3, 3)
+        torch.testing.assert_close(R, rot.rot6d_to_matrix(d6.double()))
+    online = model_predict_fn(model, "online", None, 3, consistency=0.0)(cond, head)
+    assert not torch.allclose(online, model_predict_fn(model, "online", None, 3, consistency=0.6)(cond, head))
+    with pytest.raises(ValueError, match="mode: expected one of offline, online"):
+        model_predict_fn(model, "causal")
+    with pytest.raises(ValueError, match="steps: expected a positive number"):
+        model_predict_fn(model, "offline", 0)

@@ -118,7 +118,8 @@ def by_family(doc: dict) -> dict[str, dict[str, float]]:
 
 
 def learning_curve(run: Path, dataset, n: int, cache: Path) -> list[dict]:
-    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.evaluate.protocol import evaluate
+    from mage.inference.sequence import model_predict_fn
     from mage.model.checkpoint import load_checkpoint
     from mage.train.checkpoints import list_checkpoints
 
@@ -141,7 +142,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from mage.data.dataset import ProcessedDataset
     from mage.evaluate.baselines import make_baseline
-    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.evaluate.protocol import evaluate
+    from mage.inference.sequence import model_predict_fn
     from mage.inference.pretrained import load_pretrained, resolve_checkpoint
     from mage.inference.sequence import ONLINE_CONSISTENCY
 

@@ -73,7 +73,8 @@ def run_one(args, variant: str, seed: int) -> dict:
     import torch
 
     from mage.data.dataset import ProcessedDataset
-    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.evaluate.protocol import evaluate
+    from mage.inference.sequence import model_predict_fn
     from mage.model.checkpoint import load_checkpoint
 
     run_dir, record = finished_run(args.runs, variant, seed)

@@ -93,7 +93,8 @@ def train_config(args, variant: str, seed: int):
 
 def score(model, dataset, mode: str, seed: int, limit: int | None = None, every: int = 1) -> dict:
     """Test-split metrics of every ``every``-th clip (the first ``limit`` of them)."""
-    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.evaluate.protocol import evaluate
+    from mage.inference.sequence import model_predict_fn
 
     return evaluate(model_predict_fn(model, mode, None, seed), Subset(dataset, every, limit), "test",
                     method="m", seed=seed, progress=False).metrics

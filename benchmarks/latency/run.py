@@ -164,7 +164,7 @@ def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
     from mage.demo.synthetic import synthetic_tracking
     from mage.inference.device import DeviceConfig
     from mage.inference.onnx_export import OnnxMageModel, export_onnx
-    from mage.evaluate.seams import offline_boundaries, seam_jitter
+    from mage.inference.seams import offline_boundaries, seam_jitter
     from mage.inference.sequence import DEFAULT_BATCH_SIZE, predict_sequence, window_starts
     from mage.inference.streaming import Streamer
     from mage.inference.tracking_log import TrackingFrame

@@ -77,7 +77,8 @@ def parse_args(argv=None):
 
 def score(name: str, dataset, cache: Path, sweep: list[float]) -> dict:
     """Offline (seed 0) and the online lambda sweep of one checkpoint on every val clip."""
-    from mage.evaluate.protocol import evaluate, model_predict_fn
+    from mage.evaluate.protocol import evaluate
+    from mage.inference.sequence import model_predict_fn
     from mage.inference.pretrained import load_pretrained
 
     model, tag = load_pretrained(name), model_tag(name)

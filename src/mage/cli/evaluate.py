@@ -107,7 +107,7 @@ def run(args) -> int:
         result = evaluate(predict, dataset, args.split, method=f"baseline:{args.baseline}",
                           settings={"baseline": args.baseline, "device": "cpu"}, limit=args.limit)
     else:
-        from mage.evaluate.protocol import model_predict_fn
+        from mage.inference.sequence import model_predict_fn
 
         from mage.cli.common import DEFAULT_CHECKPOINT, load_model
 

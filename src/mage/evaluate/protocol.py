@@ -6,6 +6,9 @@ A predictor is any ``predict_fn(condition, head_positions) -> local_rotations``:
     head_positions:  (T, 3) tracked head positions, world, metres
     local_rotations: (T, 22, 3, 3) predicted local rotations (joint 0 = root orientation)
 
+A trained model becomes one with ``mage.inference.sequence.model_predict_fn`` (inference
+sits above evaluation in the layers: this module never imports it).
+
 Placement follows the community protocol (:func:`place_prediction`): forward kinematics
 of the prediction with zero translation, then the whole body is translated so that its
 head lands on the tracked head (the translation of the record's ``head_transform``), so
@@ -39,7 +42,6 @@ from mage.core.skeleton import Skeleton
 from mage.evaluate.metrics import METRIC_KEYS, aggregate, sequence_metrics
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-MODES = ("offline", "online")
 
 
 @dataclass
@@ -253,31 +255,6 @@ def combine_seeds(results: Sequence[EvalResult]) -> EvalResult:
         seconds=sum(r.seconds for r in results),
         predict_seconds=sum(r.predict_seconds for r in results), machine=dict(first.machine),
     )
-
-
-# --- predictors ------------------------------------------------------------------------
-def model_predict_fn(model, mode: str = "offline", steps: int | None = None, seed: int = 0) -> PredictFn:
-    """Adapter: a trained model -> predict_fn, via ``mage.inference.sequence.predict_sequence``.
-
-    ``mode``: "offline" (whole-sequence windows) or "online" (causal, frame by frame);
-    ``steps``: sampler steps (None = the model's default); ``seed``: sampling seed. The
-    condition is moved to the model's device; the 6D output (T, 22, 6) is decoded to
-    matrices on the CPU.
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps: expected a positive number of sampler steps, got {steps}")
-    from mage.inference.sequence import predict_sequence  # lazy: heavy, model-side
-    from mage.model.pipeline import model_device
-
-    device = model_device(model)
-
-    def predict(condition: torch.Tensor, head_positions: torch.Tensor) -> torch.Tensor:
-        d6 = predict_sequence(model, condition.to(device), mode=mode, steps=steps, seed=seed)
-        return rot.rot6d_to_matrix(torch.as_tensor(d6).detach().cpu().double())
-
-    return predict
 
 
 # --- provenance ----------------------------------------------------------------------

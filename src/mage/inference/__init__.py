@@ -2,7 +2,9 @@
 
 Kept light: importing this package imports no torch. Modules (each imports what it needs):
 
-    sequence      predict_sequence / predict_motion: whole sequences, offline or online
+    sequence      predict_sequence / predict_motion: whole sequences, offline or online;
+                  model_predict_fn: a model as the evaluation protocol's predictor
+    seams         jitter next to offline windows' seams vs inside them (a diagnostic)
     streaming     Streamer: one tracking frame in, one pose out (causal, constant memory)
     server        the WebSocket server behind ``mage serve``
     device        device frames (zup / openxr / unity) and device-to-joint offsets

@@ -236,4 +236,29 @@ def predict_motion(
     return Motion(R, trans, tracking.fps, skeleton, meta={"predicted": mode})
 
 
-__all__ = ["predict_sequence", "predict_motion", "window_starts", "blend_weights", "MODES", "DEFAULT_BATCH_SIZE"]
+def model_predict_fn(model, mode: str = "offline", steps: int | None = None, seed: int = 0,
+                     consistency: float = ONLINE_CONSISTENCY):
+    """A trained model as the ``predict_fn`` of :func:`mage.evaluate.protocol.evaluate`:
+    (condition (T, 54), head positions (T, 3)) -> (T, 22, 3, 3) float64 local rotations
+    on the CPU, via :func:`predict_sequence` (the head positions are not used: the
+    protocol places the body itself).
+
+    ``mode``, ``steps``, ``seed``, ``consistency``: as in :func:`predict_sequence`. The
+    condition is moved to the model's device. Raises ValueError for an unknown mode or
+    steps < 1.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps: expected a positive number of sampler steps, got {steps}")
+    device = model_device(model)
+
+    def predict(condition: torch.Tensor, head_positions: torch.Tensor) -> torch.Tensor:
+        d6 = predict_sequence(model, condition.to(device), mode=mode, steps=steps, seed=seed,
+                              consistency=consistency)
+        return rot.rot6d_to_matrix(torch.as_tensor(d6).detach().cpu().double())
+
+    return predict
+
+
+__all__ = ["predict_sequence", "predict_motion", "model_predict_fn", "window_starts", "blend_weights", "MODES", "DEFAULT_BATCH_SIZE"]

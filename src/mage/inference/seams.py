@@ -1,4 +1,6 @@
 """Jitter next to the seams of offline windows vs inside them (benchmarks/latency).
+(Here, not in mage.evaluate: it measures this package's windowing, and evaluation
+sits below inference.)
 
 A diagnostic of :func:`mage.inference.sequence.predict_sequence`'s offline mode: where
 two windows meet, their predictions are cross-faded; these functions measure whether
