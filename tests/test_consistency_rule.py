@@ -15,6 +15,14 @@ def _rule():
     return module.choose_consistency, module.TARGETS["jitter_ratio_online"]
 
 
+def _lazy():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bundled_models_run", ROOT / "benchmarks/bundled_models/run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.sweep_until_chosen
+
+
 def test_smallest_lambda_meeting_the_jitter_target_else_the_smoothest():
     choose, target = _rule()
     assert target == 2.0
@@ -24,3 +32,16 @@ def test_smallest_lambda_meeting_the_jitter_target_else_the_smoothest():
     assert choose({lam: m for lam, m in val.items() if lam != 0.5}) == 0.7
     worse = {lam: {"jitter": m["jitter"] * 2, "gt_jitter": 5.0} for lam, m in val.items()}
     assert choose(worse) == 0.7  # none meets it: the smoothest
+
+
+def test_the_lazy_sweep_chooses_as_the_full_sweep_and_scores_no_more_than_needed():
+    choose, _ = _rule()
+    lazy = _lazy()
+    meets_at_half = {0.0: 2.4, 0.3: 2.1, 0.5: 1.95, 0.7: 1.9, 0.85: 1.85}
+    never_meets = {lam: r + 0.3 for lam, r in meets_at_half.items()}
+    for ratios, expected_asked in ((meets_at_half, [0.0, 0.3, 0.5]), (never_meets, [0.0, 0.3, 0.5, 0.7, 0.85])):
+        full = {lam: {"jitter": 5.0 * r, "gt_jitter": 5.0} for lam, r in ratios.items()}
+        asked = []
+        chosen, scored = lazy(lambda lam: asked.append(lam) or full[lam], [0.85, 0.0, 0.5, 0.3, 0.7])
+        assert chosen == choose(full)
+        assert asked == expected_asked and scored == {lam: full[lam] for lam in asked}
