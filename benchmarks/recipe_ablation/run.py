@@ -125,7 +125,7 @@ def write_report(args, results: dict, adopted: bool, failed: list[str]) -> None:
     units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
     machine = results["baseline"]["machine"]
     lines = [f"# Recipe ablation `{args.name}` on the val split of `{Path(args.data).name}`", "",
-             f"Produced by `python benchmarks/recipe_ablation/run.py --baseline {args.baseline} --variant "
+             f"Produced by `python benchmarks/recipe_ablation/run.py --data {args.data} --baseline {args.baseline} --variant "
              f"{args.variant} --name {args.name}` ({stem}.json). Every val clip "
              f"({results['baseline']['val_clips']}); offline seed 0; online seed 0 at each model's lambda chosen "
              f"by `choose_consistency`. Machine: {machine.get('cpu', '?')}, "
