@@ -130,7 +130,9 @@ def fingerprint(*paths: Path) -> str:
 
 
 def model_tag(name: str) -> str:
-    """Cache tag of a checkpoint: its name plus the fingerprint of its weights."""
+    """Cache tag of a checkpoint: its name plus the fingerprint of its weights. Only the
+    weights: a checkpoint whose config.json was edited (sampling steps, noise scale)
+    needs another ``--cache`` folder."""
     from mage.inference.pretrained import resolve_checkpoint
 
     return f"{Path(name).name if Path(name).exists() else name.replace('/', '_')}-" \

@@ -93,22 +93,33 @@ def choose_consistency(validation: dict[float, dict]) -> float:
     trained on and that mirror the test groups' kinds (``mage.data.recipes``). The rule
     was written down (commit "choose_consistency on the val split") before any val
     metric existed; the default model, refit on train + val, inherits the chosen value."""
-    ratio = {lam: m["jitter"] / m["gt_jitter"] for lam, m in validation.items()}
-    ok = [lam for lam in sorted(validation) if ratio[lam] <= TARGETS["jitter_ratio_online"]]
-    return ok[0] if ok else min(ratio, key=ratio.get)
+    ok = [lam for lam in sorted(validation) if meets_online_jitter(validation[lam])]
+    return ok[0] if ok else min(validation, key=lambda lam: jitter_ratio(validation[lam]))
+
+
+def jitter_ratio(metrics: dict) -> float:
+    """Jitter over the ground truth's (both 10^2 m/s^3, so the ratio has no unit)."""
+    return metrics["jitter"] / metrics["gt_jitter"]
+
+
+def meets_online_jitter(metrics: dict) -> bool:
+    """The online jitter target: at most ``TARGETS["jitter_ratio_online"]`` x the ground truth's."""
+    return jitter_ratio(metrics) <= TARGETS["jitter_ratio_online"]
+
 
 def sweep_until_chosen(score_at, lambdas) -> tuple[float, dict[float, dict]]:
     """``choose_consistency`` without scoring more than it needs: ``score_at(lam)`` ->
     metrics, called for the lambdas in increasing order until one meets the jitter
     target (no larger lambda can be the smallest that does); all of them only when none
     does. Returns (the chosen lambda, {lambda: metrics} of those scored): the same choice
-    as ``choose_consistency`` on the full sweep (tests/test_consistency_rule.py)."""
+    as ``choose_consistency`` on the full sweep (tests/test_consistency_rule.py); (None,
+    {}) for no lambdas."""
     scored: dict[float, dict] = {}
     for lam in sorted(lambdas):
-        scored[lam] = m = score_at(lam)
-        if m["jitter"] / m["gt_jitter"] <= TARGETS["jitter_ratio_online"]:
+        scored[lam] = score_at(lam)
+        if meets_online_jitter(scored[lam]):
             break
-    return choose_consistency(scored), scored
+    return (choose_consistency(scored) if scored else None), scored
 
 
 def trained_splits(name: str) -> str:
@@ -156,9 +167,8 @@ def main(argv=None) -> int:
     from mage.data.dataset import ProcessedDataset
     from mage.evaluate.baselines import make_baseline
     from mage.evaluate.protocol import evaluate
-    from mage.inference.sequence import model_predict_fn
     from mage.inference.pretrained import load_pretrained, resolve_checkpoint
-    from mage.inference.sequence import ONLINE_CONSISTENCY
+    from mage.inference.sequence import ONLINE_CONSISTENCY, model_predict_fn
 
     dataset = ProcessedDataset(args.data)
     cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"

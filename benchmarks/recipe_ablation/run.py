@@ -40,7 +40,7 @@ KEYS = ("mpjre", "mpjpe", "l_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio"
 
 
 def bundled_models_module():
-    """benchmarks/bundled_models/run.py (its ``choose_consistency`` and ``TARGETS``)."""
+    """benchmarks/bundled_models/run.py, for its lambda rule ``sweep_until_chosen``."""
     spec = importlib.util.spec_from_file_location("bundled_models_run", ROOT / "benchmarks/bundled_models/run.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -49,7 +49,10 @@ def bundled_models_module():
 
 def adopt(baseline: dict, variant: dict, stride_target: float = 0.7) -> tuple[bool, list[str]]:
     """The pre-registered rule (module docstring). ``baseline``/``variant``: {"offline":
-    metrics, "online": metrics at the chosen lambda}. Returns (adopted, reasons it fails)."""
+    metrics, "online": metrics at the chosen lambda}, each metrics dict with "mpjpe" and
+    "l_pe" (cm), "jitter" and "gt_jitter" (10^2 m/s^3) and "stride_ratio" (no unit), as
+    ``mage.evaluate.protocol.evaluate`` reports them. Returns (adopted, the reasons it
+    fails, one line each)."""
     failed = []
     for mode in ("offline", "online"):
         b, v = baseline[mode], variant[mode]
@@ -69,16 +72,17 @@ def parse_args(argv=None):
     p.add_argument("--baseline", required=True, help="checkpoint of the current recipe (train split only)")
     p.add_argument("--variant", required=True, help="checkpoint of the changed recipe (train split only)")
     p.add_argument("--name", required=True, help="report name: recipe_ablation_NAME")
-    p.add_argument("--consistency-sweep", nargs="*", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.85])
+    p.add_argument("--consistency-sweep", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.85])
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--cache", default=str(ROOT / "runs" / "bundled_models_cache"))
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
 
-def score(name: str, dataset, cache: Path, sweep: list[float]) -> dict:
-    """Offline (seed 0) and online (at the lambdas ``sweep_until_chosen`` needs, and its
-    choice) of one checkpoint on every val clip."""
+def score(name: str, dataset, cache: Path, sweep: list[float], sweep_until_chosen) -> dict:
+    """One checkpoint on every val clip: {"offline": metrics (seed 0), "online_sweep":
+    {lambda: metrics} at the lambdas ``sweep_until_chosen`` needs, "consistency_chosen",
+    "online": metrics at that lambda, "val_clips", "machine", "train_config"}."""
     from mage.evaluate.protocol import evaluate
     from mage.inference.sequence import model_predict_fn
     from mage.inference.pretrained import load_pretrained
@@ -86,7 +90,7 @@ def score(name: str, dataset, cache: Path, sweep: list[float]) -> dict:
     model, tag = load_pretrained(name), model_tag(name)
     offline = run_eval(f"{tag}_offline_s0_val", cache, lambda: evaluate(
         model_predict_fn(model, "offline", None, 0), dataset, "val", method=name, seed=0))
-    chosen, online = bundled_models_module().sweep_until_chosen(
+    chosen, online = sweep_until_chosen(
         lambda lam: run_eval(f"{tag}_online_s0_val_every1_consistency{lam:g}", cache, lambda: evaluate(
             online_predictor(model, lam), dataset, "val", method=name, seed=0))["metrics"], sweep)
     return {"checkpoint": name, "offline": offline["metrics"], "online_sweep": online,
@@ -105,7 +109,8 @@ def main(argv=None) -> int:
 
     dataset = ProcessedDataset(args.data)
     cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
-    results = {role: score(name, dataset, cache, args.consistency_sweep)
+    sweep_until_chosen = bundled_models_module().sweep_until_chosen
+    results = {role: score(name, dataset, cache, args.consistency_sweep, sweep_until_chosen)
                for role, name in (("baseline", args.baseline), ("variant", args.variant))}
     adopted, failed = adopt(results["baseline"], results["variant"])
     write_report(args, results, adopted, failed)

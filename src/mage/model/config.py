@@ -102,8 +102,10 @@ class MageConfig:
     # it); both are ablation knobs.
     fk_position_weight: float = 1.0
     velocity_weight: float = 0.0
-    # Second differences weigh an error's high frequencies by omega^2 (velocity: omega),
-    # so this term aims at frame-to-frame jitter with little pull on the pose itself.
+    # Second differences weigh an error's high frequencies by omega^2 (velocity: omega):
+    # a term aimed at frame-to-frame jitter. Off by default: at weight 20 on the full
+    # recipe it halved the jitter but cost 14% MPJPE and damped the stride
+    # (benchmarks/results/recipe_ablation_acceleration.md).
     acceleration_weight: float = 0.0
 
     def __post_init__(self):
