@@ -16,6 +16,7 @@ from mage.core.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_
 from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS, Skeleton
 from mage.core.tracking import TRACKED_JOINTS, sparse_condition
 from mage.evaluate import baselines, metrics, protocol, report
+from mage.inference.sequence import ONLINE_CONSISTENCY
 
 
 # --- a tiny data set -----------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_cli_eval_checkpoint_with_seeds(tmp_path, monkeypatch, capsys):
     calls = []
 
     def predict_sequence(model, cond, mode="offline", steps=None, seed=0, consistency=0.0):
-        calls.append((mode, steps, seed))
+        calls.append((mode, steps, seed, consistency))
         R = torch.eye(3).repeat(cond.shape[0], 22, 1, 1)
         R[:, 1] = rotation_about_axis(0.1 * (seed + 1), "z")
         return matrix_to_rot6d(R)  # (T, 22, 6)
@@ -334,8 +335,9 @@ def test_cli_eval_checkpoint_with_seeds(tmp_path, monkeypatch, capsys):
     rc = main(["eval", "--ckpt", "runs/x", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "r"),
                "--mode", "online", "--steps", "3", "--seeds", "0", "1"])
     assert rc == 0, capsys.readouterr().err
-    assert calls == [("online", 3, 0), ("online", 3, 1)]
+    assert calls == [("online", 3, 0, ONLINE_CONSISTENCY), ("online", 3, 1, ONLINE_CONSISTENCY)]
     data = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert data["settings"]["consistency"] == ONLINE_CONSISTENCY  # the report says which lambda
     assert data["seeds"] == [0, 1] and data["settings"]["checkpoint"] == "runs/x"
     assert data["settings"]["mode"] == "online" and data["settings"]["steps"] == 3
     a, b = (m["mpjre"] for m in data["per_seed"])

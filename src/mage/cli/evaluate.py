@@ -107,7 +107,7 @@ def run(args) -> int:
         result = evaluate(predict, dataset, args.split, method=f"baseline:{args.baseline}",
                           settings={"baseline": args.baseline, "device": "cpu"}, limit=args.limit)
     else:
-        from mage.inference.sequence import model_predict_fn
+        from mage.inference.sequence import ONLINE_CONSISTENCY, model_predict_fn
 
         from mage.cli.common import DEFAULT_CHECKPOINT, load_model
 
@@ -115,6 +115,8 @@ def run(args) -> int:
         model = load_model(ckpt, device=str(device))  # name, checkpoint or run folder
         settings = {"checkpoint": name, "mode": args.mode,
                     "steps": "default" if args.steps is None else args.steps, "device": str(device)}
+        if args.mode == "online":
+            settings["consistency"] = ONLINE_CONSISTENCY  # the carry-over lambda the scores depend on
         runs = []
         for seed in args.seeds:
             try:
