@@ -33,6 +33,8 @@ BAD_ARGUMENTS = [  # (argv, text the error line must contain); run before any he
     (["predict", "--input", "IN.bvh", "-o", "x.npz", "--ckpt", "mage-small"], "is a model preset"),
     (["predict", "--input", "IN.bvh", "-o", "x.npz", "--threads", "0"], "--threads: must be >= 1"),
     (["predict", "--input", "IN.bvh", "-o", "FILE/x.npz"], "FILE is a file, not a folder"),
+    (["predict", "--input", "IN.bvh", "-o", "x.npz", "--consistency", "1"], "--consistency: expected a lambda"),
+    (["serve", "--consistency", "-0.1"], "--consistency: expected a lambda in [0, 1)"),
     (["export", "--onnx", "x.txt"], "x.txt: unknown ONNX type"),
     (["export", "--onnx", "x.onnx", "--ckpt", "no/such/run"], "no/such/run"),
     (["render", "missing.npz", "-o", "x.mp4"], "missing.npz: motion file not found"),
@@ -43,6 +45,7 @@ BAD_ARGUMENTS = [  # (argv, text the error line must contain); run before any he
     (["demo", "-o", "FILE/out"], "FILE is a file, not a folder"),
     (["train", "--preset", "mage-small", "--data", "missing", "--out", "run"], "--data missing: no such folder"),
     (["eval", "--data", "missing", "--out", "report"], "--data missing: no such folder"),
+    (["eval", "--data", ".", "--out", "report", "--consistency", "2"], "--consistency: expected a lambda"),
     (["serve", "--onnx", "missing.onnx"], "missing.onnx: ONNX file not found"),
     (["model", "info", "no-such-model"], "no-such-model"),
 ]

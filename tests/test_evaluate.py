@@ -16,7 +16,6 @@ from mage.core.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_
 from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS, Skeleton
 from mage.core.tracking import TRACKED_JOINTS, sparse_condition
 from mage.evaluate import baselines, metrics, protocol, report
-from mage.inference.sequence import ONLINE_CONSISTENCY
 
 
 # --- a tiny data set -----------------------------------------------------------------
@@ -333,11 +332,11 @@ def test_cli_eval_checkpoint_with_seeds(tmp_path, monkeypatch, capsys):
     recs = [random_record(i, 6, k) for k, i in enumerate(("s0", "s1"))]
     write_disk_dataset(tmp_path / "ds", recs, {"train": ["s0"], "test": ["s1"]})
     rc = main(["eval", "--ckpt", "runs/x", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "r"),
-               "--mode", "online", "--steps", "3", "--seeds", "0", "1"])
+               "--mode", "online", "--steps", "3", "--seeds", "0", "1", "--consistency", "0.4"])
     assert rc == 0, capsys.readouterr().err
-    assert calls == [("online", 3, 0, ONLINE_CONSISTENCY), ("online", 3, 1, ONLINE_CONSISTENCY)]
+    assert calls == [("online", 3, 0, 0.4), ("online", 3, 1, 0.4)]
     data = json.loads((tmp_path / "r" / "metrics.json").read_text())
-    assert data["settings"]["consistency"] == ONLINE_CONSISTENCY  # the report says which lambda
+    assert data["settings"]["consistency"] == 0.4  # the report says which lambda
     assert data["seeds"] == [0, 1] and data["settings"]["checkpoint"] == "runs/x"
     assert data["settings"]["mode"] == "online" and data["settings"]["steps"] == 3
     a, b = (m["mpjre"] for m in data["per_seed"])

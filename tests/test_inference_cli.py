@@ -123,3 +123,24 @@ def test_cli_literal_choices_match_the_modules():
     from mage.inference.writers import FORMATS
 
     assert predict.OUTPUT_FORMATS == FORMATS and predict.DEVICE_CONVENTIONS == CONVENTIONS
+
+
+def test_predict_online_consistency_option_is_the_carry_over(ckpt, tmp_path, capsys):
+    """--consistency L gives what predict_motion gives with consistency L (online)."""
+    from mage.inference.sequence import predict_motion
+    from mage.model.checkpoint import load_checkpoint
+
+    src = tmp_path / "walk.npz"
+    smooth_motion(60, fps=60).save(src)
+    tracking = Tracking.from_motion(Motion.load(src))
+    model = load_checkpoint(ckpt)
+    outputs = {}
+    for lam in (0.0, 0.6):
+        out = tmp_path / f"pred{lam}.npz"
+        assert main(["predict", "--ckpt", str(ckpt), "--input", str(src), "-o", str(out), "--mode", "online",
+                     "--consistency", str(lam)]) == 0
+        outputs[lam] = Motion.load(out).rotations
+        expected = predict_motion(model, tracking, "online", consistency=lam).rotations
+        torch.testing.assert_close(outputs[lam].float(), expected.float(), atol=1e-5, rtol=0)
+    assert not torch.allclose(outputs[0.0], outputs[0.6])
+    capsys.readouterr()

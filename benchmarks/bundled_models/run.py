@@ -293,7 +293,7 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
     sweep = results[args.model[0]].get("consistency_sweep", {})
     if sweep:
         lines += ["", f"## Online temporal consistency (default model, every {args.online_stride}. clip)", "",
-                  "y[t] = s_t[N-1] + lambda (y[t-1] - s_t[N-2]) (`mage.inference.sequence.ONLINE_CONSISTENCY`"
+                  "y[t] = s_t[N-1] + lambda (y[t-1] - s_t[N-2]) (`mage.inference.ONLINE_CONSISTENCY`"
                   f" = {results[args.model[0]]['online_consistency']:g}, the default of online prediction and "
                   "`Streamer`; 0 = each frame its own window's last row).", "",
                   "| lambda | " + " | ".join(units[k] for k in SWEEP_KEYS) + " |", "|---" * (1 + len(SWEEP_KEYS)) + "|"]

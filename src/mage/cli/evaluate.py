@@ -46,6 +46,11 @@ def register(subparsers) -> None:
                    help="offline (whole-sequence windows) or online (causal); default offline")
     p.add_argument("--steps", type=int, default=None, metavar="K",
                    help="sampler steps (default: the checkpoint's)")
+    from mage.inference import ONLINE_CONSISTENCY  # no torch import: the parser stays fast
+
+    p.add_argument("--consistency", type=float, default=ONLINE_CONSISTENCY, metavar="L",
+                   help=f"online only: carry-over lambda in [0, 1) (default {ONLINE_CONSISTENCY:g}, "
+                        "see mage.inference.ONLINE_CONSISTENCY)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
                    help="sampling seeds; with several, the report gives mean ± std (default: 0; "
                         "baselines are deterministic and ignore it)")
@@ -81,6 +86,8 @@ def run(args) -> int:
                                 "with manifest.json and sequences/)")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected a positive number of sampler steps, got {args.steps}")
+    if not 0 <= args.consistency < 1:
+        raise ValueError(f"--consistency: expected a lambda in [0, 1), got {args.consistency:g}")
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds: repeated seed(s) in {args.seeds}")
     output_folder(args.out)
@@ -107,7 +114,7 @@ def run(args) -> int:
         result = evaluate(predict, dataset, args.split, method=f"baseline:{args.baseline}",
                           settings={"baseline": args.baseline, "device": "cpu"}, limit=args.limit)
     else:
-        from mage.inference.sequence import ONLINE_CONSISTENCY, model_predict_fn
+        from mage.inference.sequence import model_predict_fn
 
         from mage.cli.common import DEFAULT_CHECKPOINT, load_model
 
@@ -116,11 +123,11 @@ def run(args) -> int:
         settings = {"checkpoint": name, "mode": args.mode,
                     "steps": "default" if args.steps is None else args.steps, "device": str(device)}
         if args.mode == "online":
-            settings["consistency"] = ONLINE_CONSISTENCY  # the carry-over lambda the scores depend on
+            settings["consistency"] = args.consistency  # the carry-over lambda the scores depend on
         runs = []
         for seed in args.seeds:
             try:
-                predict = model_predict_fn(model, args.mode, args.steps, seed)
+                predict = model_predict_fn(model, args.mode, args.steps, seed, args.consistency)
             except ImportError as err:
                 raise CLIError(f"cannot predict: mage.inference.sequence is unavailable ({err})") from None
             runs.append(evaluate(predict, dataset, args.split, method=str(name), seed=seed,

@@ -39,12 +39,18 @@ DEVICE_CONVENTIONS = ("zup", "openxr", "unity")
 
 
 def add_model_arguments(p, kind: str = "offline") -> None:
-    """--ckpt (default: the bundled model), --device, --steps, --seed, --threads (the
-    measured default of ``kind``: "stream" or "offline")."""
+    """--ckpt (default: the bundled model), --device, --steps, --seed, --consistency,
+    --threads (the measured default of ``kind``: "stream" or "offline")."""
+    from mage.inference import ONLINE_CONSISTENCY  # no torch import: the parser stays fast
+
     add_ckpt_argument(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--steps", type=int, metavar="K", help="DDIM steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fixed sampling noise (default 0)")
+    p.add_argument("--consistency", type=float, default=ONLINE_CONSISTENCY, metavar="L",
+                   help="online only: lambda in [0, 1) of the carry-over from the previous frame's output "
+                        f"(default {ONLINE_CONSISTENCY:g}, chosen for the default model; 0.3 suits "
+                        "full-small and permissive-small; see mage.inference.ONLINE_CONSISTENCY)")
     add_threads_argument(p, kind)
 
 
@@ -54,6 +60,8 @@ def check_model_arguments(args) -> None:
     check_device(args.device)
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
+    if not 0 <= args.consistency < 1:
+        raise ValueError(f"--consistency: expected a lambda in [0, 1), got {args.consistency:g}")
 
 
 def add_device_arguments(p) -> None:
@@ -172,7 +180,8 @@ def run(args) -> int:
         print(f"warning: {args.input}: {msg}")
     model = load_model(ckpt, device=args.device)
     t0 = time.perf_counter()
-    pred = predict_motion(model, tracking, args.mode, args.steps, args.seed, args.overlap, args.batch_size)
+    pred = predict_motion(model, tracking, args.mode, args.steps, args.seed, args.overlap, args.batch_size,
+                          consistency=args.consistency)
     dt = time.perf_counter() - t0
     pred.name = Path(args.input).stem
     print(f"predicted {pred.num_frames} frames ({pred.duration:.1f} s at {pred.fps:g} fps, "

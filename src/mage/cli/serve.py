@@ -63,10 +63,10 @@ def run(args) -> int:
     else:
         backend, model = "torch", load_model(ckpt, device=args.device)
     # Build one streamer now: bad settings fail here, before the server listens.
-    Streamer(model, backend, args.steps, args.seed, devices=device)
+    Streamer(model, backend, args.steps, args.seed, devices=device, consistency=args.consistency)
 
     def make_streamer():
-        return Streamer(model, backend, args.steps, args.seed, devices=device)
+        return Streamer(model, backend, args.steps, args.seed, devices=device, consistency=args.consistency)
 
     server = PoseServer(make_streamer, args.host, args.port, args.queue_size, args.workers,
                         info={"backend": backend, "frame_convention": device.convention},

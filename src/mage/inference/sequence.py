@@ -36,7 +36,7 @@ from mage.core.kinematics import place_by_head
 from mage.core.motion import Motion
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import Tracking
-from mage.inference import MODEL_FPS
+from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY
 from mage.model.pipeline import as_sampler, model_device
 
 MODES = ("offline", "online")  # how a sequence is cut into windows (not the model's design)
@@ -44,17 +44,6 @@ MODES = ("offline", "online")  # how a sequence is cut into windows (not the mod
 # gave mage-small ~1.2x the frames/s of 64 (8.4k vs 6.9k; 16: 8.2k, 8: 7.7k), mage-paper
 # the same from 4 to 64; the outputs differ by < 2e-6 between batch sizes.
 DEFAULT_BATCH_SIZE = 32
-# Online temporal consistency (lambda): each causal window's sample also estimates the
-# previous frame (its second-to-last row); the output of frame t is the window's last row
-# plus lambda times the difference between the previous OUTPUT and that estimate,
-#     y[t] = s_t[N-1] + lambda * (y[t-1] - s_t[N-2]),
-# so window-to-window flicker is carried away with no lookahead (0 = each frame's own
-# sample). Chosen on the full recipe's val split (benchmarks/results/bundled_models.md,
-# choose_consistency: the smallest lambda whose online jitter is at most 2x the ground
-# truth's) with full-medium's recipe trained on train alone: lambda 0 / 0.3 / 0.5 / 0.7
-# gave jitter 2.17x / 1.94x / 1.87x / 1.83x the ground truth's for MPJPE 6.63 / 6.65 /
-# 6.66 / 6.71 cm (every 4th val clip); more carry-over lags the motion.
-ONLINE_CONSISTENCY = 0.3
 
 
 def sample_windows(sampler, windows: torch.Tensor, noise: dict[str, torch.Tensor], steps: int | None,
@@ -119,7 +108,7 @@ def predict_sequence(
     precision: "fp32" (default), "bf16" or "int8" for a torch MageModel
     (:data:`mage.model.pipeline.PRECISIONS`: faster approximations, each with a measured
     accuracy cost).
-    consistency: online only, lambda of :data:`ONLINE_CONSISTENCY` in [0, 1) (0 = each
+    consistency: online only, lambda of :data:`mage.inference.ONLINE_CONSISTENCY` in [0, 1) (0 = each
     frame its own window's last row); the Streamer applies the same rule.
     returns: (T, 22, 6) normalised 6D (first two columns of rotations), float32, on
     the model's device. Deterministic for a given seed, whatever the global random state.
@@ -172,7 +161,7 @@ def check_consistency(consistency: float) -> float:
 
 def carry_consistency(last: torch.Tensor, previous_estimate: torch.Tensor,
                       previous_output: torch.Tensor | None, consistency: float) -> torch.Tensor:
-    """y[t] = last + consistency * (y[t-1] - previous_estimate) (:data:`ONLINE_CONSISTENCY`);
+    """y[t] = last + consistency * (y[t-1] - previous_estimate) (:data:`mage.inference.ONLINE_CONSISTENCY`);
     ``last`` when there is no previous output. Tensors (..., 22, 6), raw 6D."""
     if previous_output is None or consistency == 0:
         return last
@@ -216,10 +205,12 @@ def predict_motion(
     overlap: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     skeleton: Skeleton | None = None,
+    consistency: float = ONLINE_CONSISTENCY,
 ) -> Motion:
     """Full-body motion for a tracking sequence (same T frames as ``tracking``).
 
-    Frames 1..T-1 are predicted (:func:`predict_sequence`); frame 0 has no condition
+    Frames 1..T-1 are predicted (:func:`predict_sequence`, whose ``mode``, ``steps``,
+    ``seed``, ``overlap``, ``batch_size`` and ``consistency`` these are); frame 0 has no condition
     row and repeats the rotations of frame 1. Placement as the protocol does
     (:func:`mage.core.kinematics.place_by_head`): FK on ``skeleton`` (default SMPL
     neutral), translated so that the head joint lands on the tracked head.
@@ -230,7 +221,8 @@ def predict_motion(
             "(Motion.resample, or mage.inference.tracking_log.to_tracking for logs)"
         )
     skeleton = skeleton or Skeleton.smpl22()
-    d6 = predict_sequence(model, tracking.condition(), mode, steps, seed, overlap, batch_size).cpu()
+    d6 = predict_sequence(model, tracking.condition(), mode, steps, seed, overlap, batch_size,
+                          consistency=consistency).cpu()
     R = rot.rot6d_to_matrix(torch.cat([d6[:1], d6]))  # (T, 22, 3, 3), frame 0 = frame 1
     _, trans = place_by_head(R, tracking.positions[:, 0].to(R), skeleton, HEAD_JOINT)
     return Motion(R, trans, tracking.fps, skeleton, meta={"predicted": mode})

@@ -21,7 +21,7 @@ are per frame, so a stream at another rate must be resampled by the sender):
    ``predict_sequence(mode="online")`` on ``Tracking.condition()``;
 4. one DDIM sample of the window with the fixed noise of ``seed`` (the same noise as
    ``predict_sequence``, every sampled state of every design); its last row, carried by
-   the online consistency rule (``consistency``, :data:`mage.inference.sequence.
+   the online consistency rule (``consistency``, :data:`mage.inference.
    ONLINE_CONSISTENCY`: plus lambda times the previous output minus the window's own
    estimate of the previous frame), gives the local rotations, placed so that the head
    joint is on the tracked head.
@@ -52,9 +52,9 @@ from mage.core.constants import CONDITION_DIM, HEAD_JOINT
 from mage.core.kinematics import place_by_head
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import sparse_condition
-from mage.inference import MODEL_FPS
+from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY
 from mage.inference.device import DEVICES, DeviceConfig
-from mage.inference.sequence import ONLINE_CONSISTENCY, carry_consistency, check_consistency
+from mage.inference.sequence import carry_consistency, check_consistency
 from mage.inference.tracking_log import TrackingFrame, joint_poses
 from mage.inference.writers import pose_record
 from mage.model.pipeline import as_sampler, model_device
