@@ -1,26 +1,15 @@
 """The rule of benchmarks/bundled_models/run.py that picks the online consistency on val."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_helpers import load_benchmark
 
 
 def _rule():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bundled_models_run", ROOT / "benchmarks/bundled_models/run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("bundled_models")
     return module.choose_consistency, module.TARGETS["jitter_ratio_online"]
 
 
 def _lazy():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bundled_models_run", ROOT / "benchmarks/bundled_models/run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.sweep_until_chosen
+    return load_benchmark("bundled_models").sweep_until_chosen
 
 
 def test_smallest_lambda_meeting_the_jitter_target_else_the_smoothest():

@@ -1,18 +1,10 @@
 """The pre-registered adoption rule of benchmarks/recipe_ablation/run.py."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_helpers import load_benchmark
 
 
 def _module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("recipe_ablation_run", ROOT / "benchmarks/recipe_ablation/run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("recipe_ablation")
 
 
 def _m(mpjpe=7.0, l_pe=9.0, jitter=10.0, stride=0.9):
