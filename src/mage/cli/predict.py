@@ -49,8 +49,8 @@ def add_model_arguments(p, kind: str = "offline") -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fixed sampling noise (default 0)")
     p.add_argument("--consistency", type=float, default=ONLINE_CONSISTENCY, metavar="L",
                    help="online only: lambda in [0, 1) of the carry-over from the previous frame's output "
-                        f"(default {ONLINE_CONSISTENCY:g}, chosen for the default model; 0.3 suits "
-                        "full-small and permissive-small; see mage.inference.ONLINE_CONSISTENCY)")
+                        f"(default {ONLINE_CONSISTENCY:g}, chosen for the default model; the other bundled "
+                        "models are smoother online with 0.3; see mage.inference.ONLINE_CONSISTENCY)")
     add_threads_argument(p, kind)
 
 
