@@ -104,7 +104,7 @@ class MageConfig:
     velocity_weight: float = 0.0
     # Second differences weigh an error's high frequencies by omega^2 (velocity: omega):
     # a term aimed at frame-to-frame jitter. Off by default: at weight 20 on the full
-    # recipe it halved the jitter but cost 14% MPJPE and damped the stride
+    # recipe it halved the jitter but cost 15% MPJPE and damped the stride
     # (benchmarks/results/recipe_ablation_acceleration.md).
     acceleration_weight: float = 0.0
 
