@@ -26,6 +26,7 @@ from mage.cli.common import (
     output_folder,
     set_threads,
 )
+from mage.inference import ONLINE_CONSISTENCY, check_consistency  # torch-free
 
 BASELINE_CHOICES = ("mean-pose", "copy-tracked")  # = mage.evaluate.baselines.BASELINES
 
@@ -46,8 +47,6 @@ def register(subparsers) -> None:
                    help="offline (whole-sequence windows) or online (causal); default offline")
     p.add_argument("--steps", type=int, default=None, metavar="K",
                    help="sampler steps (default: the checkpoint's)")
-    from mage.inference import ONLINE_CONSISTENCY  # no torch import: the parser stays fast
-
     p.add_argument("--consistency", type=float, default=ONLINE_CONSISTENCY, metavar="L",
                    help=f"online only: carry-over lambda in [0, 1) (default {ONLINE_CONSISTENCY:g}, "
                         "see mage.inference.ONLINE_CONSISTENCY)")
@@ -86,8 +85,7 @@ def run(args) -> int:
                                 "with manifest.json and sequences/)")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected a positive number of sampler steps, got {args.steps}")
-    if not 0 <= args.consistency < 1:
-        raise ValueError(f"--consistency: expected a lambda in [0, 1), got {args.consistency:g}")
+    check_consistency(args.consistency, "--consistency")
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds: repeated seed(s) in {args.seeds}")
     output_folder(args.out)

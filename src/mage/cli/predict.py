@@ -30,6 +30,7 @@ from mage.cli.common import (
     output_file,
     set_threads,
 )
+from mage.inference import ONLINE_CONSISTENCY, check_consistency  # torch-free
 
 LOG_SUFFIXES = (".csv", ".json")
 # Literal copies keep `mage --help` free of torch; a test checks they match
@@ -41,8 +42,6 @@ DEVICE_CONVENTIONS = ("zup", "openxr", "unity")
 def add_model_arguments(p, kind: str = "offline") -> None:
     """--ckpt (default: the bundled model), --device, --steps, --seed, --consistency,
     --threads (the measured default of ``kind``: "stream" or "offline")."""
-    from mage.inference import ONLINE_CONSISTENCY  # no torch import: the parser stays fast
-
     add_ckpt_argument(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--steps", type=int, metavar="K", help="DDIM steps (default: the model's)")
@@ -61,8 +60,7 @@ def check_model_arguments(args) -> None:
     check_device(args.device)
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
-    if not 0 <= args.consistency < 1:
-        raise ValueError(f"--consistency: expected a lambda in [0, 1), got {args.consistency:g}")
+    check_consistency(args.consistency, "--consistency")
 
 
 def add_device_arguments(p) -> None:

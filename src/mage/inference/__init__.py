@@ -27,3 +27,12 @@ MODEL_FPS = 60.0  # frames per second the models are trained and run at (the pro
 # The previous default recipe (no acceleration loss) needed 0.3 (2.17x at 0, 1.94x at
 # 0.3); more carry-over lags the motion, and smoother models need less of it.
 ONLINE_CONSISTENCY = 0.0
+
+
+def check_consistency(consistency: float, name: str = "consistency") -> float:
+    """The consistency lambda as a float; ValueError naming ``name`` unless it is in
+    [0, 1) (1 would carry the first frame forever). Here, not in ``sequence``, so that the
+    command line checks it before importing torch."""
+    if not 0 <= consistency < 1:
+        raise ValueError(f"{name}: expected a lambda in [0, 1), got {consistency:g}")
+    return float(consistency)

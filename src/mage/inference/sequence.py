@@ -36,7 +36,7 @@ from mage.core.kinematics import place_by_head
 from mage.core.motion import Motion
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import Tracking
-from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY
+from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY, check_consistency
 from mage.model.pipeline import as_sampler, model_device
 
 MODES = ("offline", "online")  # how a sequence is cut into windows (not the model's design)
@@ -151,12 +151,6 @@ def predict_sequence(
     finally:
         if is_module:
             module.train(was_training)
-
-
-def check_consistency(consistency: float) -> float:
-    if not 0 <= consistency < 1:
-        raise ValueError(f"consistency: must be in [0, 1), got {consistency}")
-    return float(consistency)
 
 
 def carry_consistency(last: torch.Tensor, previous_estimate: torch.Tensor,

@@ -52,9 +52,9 @@ from mage.core.constants import CONDITION_DIM, HEAD_JOINT
 from mage.core.kinematics import place_by_head
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import sparse_condition
-from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY
+from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY, check_consistency
 from mage.inference.device import DEVICES, DeviceConfig
-from mage.inference.sequence import carry_consistency, check_consistency
+from mage.inference.sequence import carry_consistency
 from mage.inference.tracking_log import TrackingFrame, joint_poses
 from mage.inference.writers import pose_record
 from mage.model.pipeline import as_sampler, model_device
