@@ -1,15 +1,15 @@
-"""The rule of benchmarks/bundled_models/run.py that picks the online consistency on val."""
+"""The rule (benchmarks/common.py) that picks the online consistency on val, and the
+bundled-model benchmark's online jitter target it aims at."""
 
-from benchmark_helpers import load_benchmark
+from benchmark_helpers import benchmarks_common, load_benchmark
 
 
 def _rule():
-    module = load_benchmark("bundled_models")
-    return module.choose_consistency, module.TARGETS["jitter_ratio_online"]
+    return benchmarks_common().choose_consistency, load_benchmark("bundled_models").TARGETS["jitter_ratio_online"]
 
 
 def _lazy():
-    return load_benchmark("bundled_models").sweep_until_chosen
+    return benchmarks_common().sweep_until_chosen
 
 
 def test_smallest_lambda_meeting_the_jitter_target_else_the_smoothest():

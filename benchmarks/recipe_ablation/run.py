@@ -7,9 +7,9 @@
 Both checkpoints are the default model's recipe trained on the train split alone, one of
 them with the change (here ``model.acceleration_weight``). Each is scored on every clip
 of the recipe's val split (never the test split): offline (seed 0) and online at every
-consistency lambda of ``--consistency-sweep`` in increasing order until the bundled-model
-benchmark's ``choose_consistency`` has its answer (``sweep_until_chosen``): each model's
-lambda. ``adopt`` then applies the rule below.
+consistency lambda of ``--consistency-sweep`` in increasing order until
+``choose_consistency`` (benchmarks/common.py) has its answer (``sweep_until_chosen``):
+each model's lambda. ``adopt`` then applies the rule below.
 
 The rule was written down (committed) before any metric of the variant existed:
 the variant is adopted for the default model iff, on the val split,
@@ -26,25 +26,18 @@ Writes ``OUT/recipe_ablation_NAME.json`` and ``.md``. Scores are cached in ``--c
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import fingerprint, model_tag, online_predictor, run_eval  # noqa: E402
+from common import (  # noqa: E402
+    fingerprint, jitter_ratio, model_tag, online_predictor, run_eval, sweep_until_chosen,
+)
 
 TOLERANCE = 0.03
 KEYS = ("mpjre", "mpjpe", "l_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio", "foot_sliding")
-
-
-def bundled_models_module():
-    """benchmarks/bundled_models/run.py, for its lambda rule ``sweep_until_chosen``."""
-    spec = importlib.util.spec_from_file_location("bundled_models_run", ROOT / "benchmarks/bundled_models/run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def adopt(baseline: dict, variant: dict, stride_target: float = 0.7) -> tuple[bool, list[str]]:
@@ -56,7 +49,7 @@ def adopt(baseline: dict, variant: dict, stride_target: float = 0.7) -> tuple[bo
     failed = []
     for mode in ("offline", "online"):
         b, v = baseline[mode], variant[mode]
-        if v["jitter"] / v["gt_jitter"] >= b["jitter"] / b["gt_jitter"]:
+        if jitter_ratio(v) >= jitter_ratio(b):
             failed.append(f"{mode} jitter ratio not lower")
         for key in ("mpjpe", "l_pe"):
             if v[key] > (1 + TOLERANCE) * b[key]:
@@ -79,7 +72,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def score(name: str, dataset, cache: Path, sweep: list[float], sweep_until_chosen) -> dict:
+def score(name: str, dataset, cache: Path, sweep: list[float]) -> dict:
     """One checkpoint on every val clip: {"offline": metrics (seed 0), "online_sweep":
     {lambda: metrics} at the lambdas ``sweep_until_chosen`` needs, "consistency_chosen",
     "online": metrics at that lambda, "val_clips", "machine", "train_config"}."""
@@ -109,8 +102,7 @@ def main(argv=None) -> int:
 
     dataset = ProcessedDataset(args.data)
     cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
-    sweep_until_chosen = bundled_models_module().sweep_until_chosen
-    results = {role: score(name, dataset, cache, args.consistency_sweep, sweep_until_chosen)
+    results = {role: score(name, dataset, cache, args.consistency_sweep)
                for role, name in (("baseline", args.baseline), ("variant", args.variant))}
     adopted, failed = adopt(results["baseline"], results["variant"])
     write_report(args, results, adopted, failed)
@@ -142,7 +134,7 @@ def write_report(args, results: dict, adopted: bool, failed: list[str]) -> None:
             m = r[mode]
             lam = f"{r['consistency_chosen']:g}" if mode == "online" else "-"
             lines.append(f"| {role} | {mode} | {lam} | " + " | ".join(f"{m[k]:.2f}" for k in KEYS)
-                         + f" | {m['jitter'] / m['gt_jitter']:.2f} |")
+                         + f" | {jitter_ratio(m):.2f} |")
     lines += ["", "Online, by lambda (jitter / GT; MPJPE cm; \"-\": not needed by the rule, which takes the "
               "smallest lambda that meets 2x):", "",
               "| lambda | " + " | ".join(f"{role} jitter / GT | {role} MPJPE" for role in results) + " |",
@@ -151,7 +143,7 @@ def write_report(args, results: dict, adopted: bool, failed: list[str]) -> None:
         cells = []
         for r in results.values():
             m = r["online_sweep"].get(lam)
-            cells += [f"{m['jitter'] / m['gt_jitter']:.2f}", f"{m['mpjpe']:.2f}"] if m else ["-", "-"]
+            cells += [f"{jitter_ratio(m):.2f}", f"{m['mpjpe']:.2f}"] if m else ["-", "-"]
         lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
     lines += ["", "The rule, committed before the variant had any metric (module docstring of "
               "`benchmarks/recipe_ablation/run.py`): adopt iff the jitter ratio is lower offline and "

@@ -22,7 +22,7 @@ MODEL_FPS = 60.0  # frames per second the models are trained and run at (the pro
 # so window-to-window flicker is carried away with no lookahead (0 = each frame's own
 # sample). Chosen for the default model on the full recipe's val split, every clip
 # (benchmarks/results/recipe_ablation_acceleration2.md; choose_consistency in
-# benchmarks/bundled_models/run.py: the smallest lambda whose online jitter is at most 2x
+# benchmarks/common.py: the smallest lambda whose online jitter is at most 2x
 # the ground truth's) with full-medium's recipe trained on train alone: 1.87x at lambda 0.
 # The previous default recipe (no acceleration loss) needed 0.3 (2.17x at 0, 1.94x at
 # 0.3); more carry-over lags the motion, and smoother models need less of it.
