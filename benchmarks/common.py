@@ -130,13 +130,14 @@ def fingerprint(*paths: Path) -> str:
 
 
 def model_tag(name: str) -> str:
-    """Cache tag of a checkpoint: its name plus the fingerprint of its weights. Only the
-    weights: a checkpoint whose config.json was edited (sampling steps, noise scale)
-    needs another ``--cache`` folder."""
+    """Cache tag of a checkpoint: its name plus the fingerprint of its weights and its
+    config.json (which holds the sampling settings: DDIM steps, eta, initial noise scale),
+    so a checkpoint whose sampling was edited is scored afresh."""
     from mage.inference.pretrained import resolve_checkpoint
 
+    folder = resolve_checkpoint(name)
     return f"{Path(name).name if Path(name).exists() else name.replace('/', '_')}-" \
-           f"{fingerprint(resolve_checkpoint(name) / 'model.safetensors')}"
+           f"{fingerprint(folder / 'model.safetensors', folder / 'config.json')}"
 
 
 def run_eval(key: str, cache: Path, fn) -> dict:

@@ -19,6 +19,15 @@ the variant is adopted for the default model iff, on the val split,
      baseline's, and
   3. its online stride ratio is at least 0.7 (the data issue's target).
 
+A sampling change needs no training: ``--variant`` is then the baseline's checkpoint and
+``--variant-sampling KEY=VALUE`` sets one of ``SAMPLING_KEYS`` of its config after loading
+(the same rule decides). Ablations run with it so far, each fixed in a commit before its
+metrics existed:
+  - ``quiet``: ``init_noise_scale=1e-6`` (DDIM from the prior's mean instead of a draw:
+    deterministic output, no per-window noise reaching the motion). On the test split
+    the bundled benchmark's "offline, no initial noise" diagnostic row already showed it
+    lower in jitter and MPJPE; this ablation decides on val alone, online included.
+
 Writes ``OUT/recipe_ablation_NAME.json`` and ``.md``. Scores are cached in ``--cache``
 (keys hold the weights' and data build's fingerprints), so a rerun only reports.
 """
@@ -37,6 +46,8 @@ from common import (  # noqa: E402
 )
 
 TOLERANCE = 0.03
+# ModelConfig fields that change sampling only (the weights are the same).
+SAMPLING_KEYS = ("sampling_steps", "eta", "init_noise_scale")
 KEYS = ("mpjre", "mpjpe", "l_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio", "foot_sliding")
 
 
@@ -59,12 +70,28 @@ def adopt(baseline: dict, variant: dict, stride_target: float = 0.7) -> tuple[bo
     return not failed, failed
 
 
+def sampling_override(text: str) -> tuple[str, float]:
+    """"KEY=VALUE" of ``--variant-sampling`` -> (key, number); argparse turns the
+    ValueError into a one-line usage error."""
+    key, sep, value = text.partition("=")
+    if not sep or key not in SAMPLING_KEYS:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY one of {', '.join(SAMPLING_KEYS)}, got {text!r}")
+    try:
+        number = int(value) if key == "sampling_steps" else float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key}: expected a number, got {value!r}") from None
+    return key, number
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT / "data" / "full"))
     p.add_argument("--baseline", required=True, help="checkpoint of the current recipe (train split only)")
     p.add_argument("--variant", required=True, help="checkpoint of the changed recipe (train split only)")
     p.add_argument("--name", required=True, help="report name: recipe_ablation_NAME")
+    p.add_argument("--variant-sampling", nargs="+", default=[], metavar="KEY=VALUE",
+                   type=sampling_override,
+                   help=f"sampling settings of the variant, keys {', '.join(SAMPLING_KEYS)}")
     p.add_argument("--consistency-sweep", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.85])
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--cache", default=str(ROOT / "runs" / "bundled_models_cache"))
@@ -72,15 +99,22 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def score(name: str, dataset, cache: Path, sweep: list[float]) -> dict:
+def score(name: str, dataset, cache: Path, sweep: list[float], sampling: dict | None = None) -> dict:
     """One checkpoint on every val clip: {"offline": metrics (seed 0), "online_sweep":
     {lambda: metrics} at the lambdas ``sweep_until_chosen`` needs, "consistency_chosen",
-    "online": metrics at that lambda, "val_clips", "machine", "train_config"}."""
+    "online": metrics at that lambda, "val_clips", "machine", "train_config", "sampling"}.
+    ``sampling``: {key of SAMPLING_KEYS: value} set on the loaded model's config (the
+    cache tag names them)."""
+    import dataclasses
+
     from mage.evaluate.protocol import evaluate
     from mage.inference.sequence import model_predict_fn
     from mage.inference.pretrained import load_pretrained
 
     model, tag = load_pretrained(name), model_tag(name)
+    if sampling:
+        model.config = dataclasses.replace(model.config, **sampling)
+        tag += "".join(f"_{key}{value:g}" for key, value in sorted(sampling.items()))
     offline = run_eval(f"{tag}_offline_s0_val", cache, lambda: evaluate(
         model_predict_fn(model, "offline", None, 0), dataset, "val", method=name, seed=0))
     chosen, online = sweep_until_chosen(
@@ -88,7 +122,7 @@ def score(name: str, dataset, cache: Path, sweep: list[float]) -> dict:
             online_predictor(model, lam), dataset, "val", method=name, seed=0))["metrics"], sweep)
     return {"checkpoint": name, "offline": offline["metrics"], "online_sweep": online,
             "consistency_chosen": chosen, "online": online[chosen],
-            "val_clips": len(offline["rows"]), "machine": offline["machine"],
+            "val_clips": len(offline["rows"]), "machine": offline["machine"], "sampling": sampling or {},
             "train_config": json.loads((Path(name) / "train_config.json").read_text())
             if (Path(name) / "train_config.json").is_file() else None}
 
@@ -102,8 +136,9 @@ def main(argv=None) -> int:
 
     dataset = ProcessedDataset(args.data)
     cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
-    results = {role: score(name, dataset, cache, args.consistency_sweep)
-               for role, name in (("baseline", args.baseline), ("variant", args.variant))}
+    results = {"baseline": score(args.baseline, dataset, cache, args.consistency_sweep),
+               "variant": score(args.variant, dataset, cache, args.consistency_sweep,
+                                dict(args.variant_sampling))}
     adopted, failed = adopt(results["baseline"], results["variant"])
     write_report(args, results, adopted, failed)
     print(f"adopted: {adopted}" + ("" if adopted else f" ({'; '.join(failed)})"))
@@ -123,7 +158,9 @@ def write_report(args, results: dict, adopted: bool, failed: list[str]) -> None:
     machine = results["baseline"]["machine"]
     lines = [f"# Recipe ablation `{args.name}` on the val split of `{Path(args.data).name}`", "",
              f"Produced by `python benchmarks/recipe_ablation/run.py --data {args.data} --baseline {args.baseline} --variant "
-             f"{args.variant} --name {args.name}` ({stem}.json). Every val clip "
+             f"{args.variant} "
+             + "".join(f"--variant-sampling {k}={v:g} " for k, v in args.variant_sampling)
+             + f"--name {args.name}` ({stem}.json). Every val clip "
              f"({results['baseline']['val_clips']}); offline seed 0; online seed 0 at each model's lambda chosen "
              f"by `choose_consistency`. Machine: {machine.get('cpu', '?')}, "
              f"{machine.get('cpu_threads', '?')} thread(s).", "",
