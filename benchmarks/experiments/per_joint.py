@@ -8,7 +8,10 @@ per joint, the reference MPJRE (componentwise |wrap(axis-angle difference)|, wha
 tables report, ``mage.evaluate.metrics.mpjre``) and the geodesic angle to the ground truth
 (``roma.rotmat_geodesic_distance``), in degrees, plus the share of ground-truth frames whose
 local rotation is more than 2.5 rad from the identity (a twist convention near 180 degrees
-shows up there). Writes ``OUT/<name>.json`` and ``.md``.
+shows up there). Also per joint, the position error (cm) of the prediction placed by the
+tracked head as the protocol places it (``mage.evaluate.protocol.place_prediction``), and
+L-PE by source (the clip id's first part: bandai, cmu, mocap, ...): where does L-PE
+differ? Writes ``OUT/<name>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -40,12 +43,15 @@ def per_joint(model, dataset, ids) -> dict[str, list[float]]:
     import torch
 
     from mage.core import rotations as rot
-    from mage.evaluate.metrics import wrap_angle
+    from mage.evaluate.metrics import LOWER_JOINTS, METERS_TO_CM, position_error, wrap_angle
+    from mage.evaluate.protocol import place_prediction, record_head_positions, record_skeleton
     from mage.inference.sequence import predict_sequence
 
     comp = torch.zeros(22, dtype=torch.float64)
     geo = torch.zeros(22, dtype=torch.float64)
     near_pi = torch.zeros(22, dtype=torch.float64)
+    pos = torch.zeros(22, dtype=torch.float64)
+    l_pe_by_source: dict[str, list[float]] = {}
     frames = 0
     for i in ids:
         rec = dataset.load(i)
@@ -56,9 +62,18 @@ def per_joint(model, dataset, ids) -> dict[str, list[float]]:
         comp += wrap_angle(rot.matrix_to_axis_angle(pred) - aa_gt).abs().mean(-1).sum(0)
         geo += roma.rotmat_geodesic_distance(pred, gt).sum(0)
         near_pi += (aa_gt.norm(dim=-1) > NEAR_PI_RAD).double().sum(0)
+        placed = place_prediction(pred, record_head_positions(rec), record_skeleton(rec))
+        gt_pos = torch.as_tensor(rec.positions).double()
+        pos += (placed - gt_pos).norm(dim=-1).sum(0)
+        # per clip, as the tables average (every clip counts once)
+        l_pe_by_source.setdefault(str(i).split("__")[0].split("/")[0], []).append(
+            position_error(placed, gt_pos, LOWER_JOINTS))
         frames += gt.shape[0]
     deg = 180.0 / math.pi
     return {"mpjre": (comp / frames * deg).tolist(), "geodesic": (geo / frames * deg).tolist(),
+            "position_cm": (pos / frames * METERS_TO_CM).tolist(),
+            "l_pe_by_source": {k: sum(v) / len(v) for k, v in sorted(l_pe_by_source.items())},
+            "clips_by_source": {k: len(v) for k, v in sorted(l_pe_by_source.items())},
             "gt_near_pi": (near_pi / frames).tolist(), "frames": frames}
 
 
@@ -80,21 +95,27 @@ def main(argv=None) -> int:
     with atomic_write(out / f"{args.name}.json", "w") as fh:
         json.dump({"data": args.data, "runs": args.runs, "every": args.every, "clips": len(ids),
                    "results": results}, fh, indent=1)
-    lines = [f"# Per-joint rotation error: {args.name}", "",
+    lines = [f"# Per-joint error: {args.name}", "",
              f"`python benchmarks/experiments/per_joint.py` on `{args.data}` (every {args.every}th test clip, "
              f"{len(ids)} clips), runs in `{args.runs}`, offline seed 0. Degrees; MPJRE = the reference "
              "componentwise metric of the tables, geodesic = the angle between predicted and true rotation; "
              f"GT near 180 = share of true frames rotated more than {NEAR_PI_RAD} rad from the identity.", "",
-             "| joint | " + " | ".join(f"{v} MPJRE / geodesic" for v in args.variants) + " | GT near 180 |",
+             "| joint | " + " | ".join(f"{v} MPJRE / geodesic / position (cm)" for v in args.variants)
+             + " | GT near 180 |",
              "|---" * (2 + len(args.variants)) + "|"]
     first = results[args.variants[0]]
     for j in range(1, 22):
         lines.append(f"| {SMPL22_JOINT_NAMES[j]} | " + " | ".join(
-            f"{results[v]['mpjre'][j]:.1f} / {results[v]['geodesic'][j]:.1f}" for v in args.variants)
-            + f" | {first['gt_near_pi'][j]:.3f} |")
+            f"{results[v]['mpjre'][j]:.1f} / {results[v]['geodesic'][j]:.1f} / {results[v]['position_cm'][j]:.1f}"
+            for v in args.variants) + f" | {first['gt_near_pi'][j]:.3f} |")
     lines.append("| mean of 21 | " + " | ".join(
-        f"{sum(results[v]['mpjre'][1:]) / 21:.2f} / {sum(results[v]['geodesic'][1:]) / 21:.2f}"
-        for v in args.variants) + " | |")
+        f"{sum(results[v]['mpjre'][1:]) / 21:.2f} / {sum(results[v]['geodesic'][1:]) / 21:.2f} / "
+        f"{sum(results[v]['position_cm'][1:]) / 21:.2f}" for v in args.variants) + " | |")
+    lines += ["", "L-PE (cm) by source (mean over that source's clips):", "",
+              "| source | clips | " + " | ".join(args.variants) + " |", "|---" * (2 + len(args.variants)) + "|"]
+    for source, n in first["clips_by_source"].items():
+        lines.append(f"| {source} | {n} | " + " | ".join(
+            f"{results[v]['l_pe_by_source'][source]:.2f}" for v in args.variants) + " |")
     with atomic_write(out / f"{args.name}.md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
