@@ -125,6 +125,8 @@ def test_config_yaml_file_with_scientific_floats(tmp_path):
     ({"devices": "all"}, "devices"),
     ({"random_yaw": 1}, "random_yaw"),
     ({"strategy": "fsdp"}, "strategy.*ddp"),
+    ({"source_balance": -0.1}, "source_balance"),
+    ({"source_balance": 2}, "source_balance"),
 ])
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -333,6 +335,59 @@ def test_sampler_repeats_tiny_data_with_fresh_draws():
     ks = list(s)
     assert len(ks) == 8 and len(set(ks)) == 8  # every draw its own augmentation
     assert {k % 3 for k in ks} == {0, 1, 2}
+
+
+def test_source_weights_give_each_source_its_tempered_share():
+    from mage.train.data import source_weights
+
+    sources = ["big"] * 900 + ["small"] * 100
+    assert source_weights(sources, 0.0) is None and source_weights(["a"] * 5, 1.0) is None
+    for alpha in (0.5, 1.0):
+        w = source_weights(sources, alpha)
+        share_small = float(w[900:].sum())
+        expected = 100 ** (1 - alpha) / (100 ** (1 - alpha) + 900 ** (1 - alpha))  # 0.25, 0.5
+        assert w.sum().item() == pytest.approx(1.0)
+        assert share_small == pytest.approx(expected)
+        assert len(set(w[:900].tolist())) == 1  # equal within a source
+    with pytest.raises(ValueError, match="source_balance"):
+        source_weights(sources, 1.5)
+
+
+def test_weighted_sampler_draws_the_shares_and_resumes_exactly():
+    from mage.train.data import WindowSampler, source_weights
+
+    n, B = 1000, 10  # 100 batches per epoch
+    w = source_weights(["big"] * 900 + ["small"] * 100, 1.0)
+    s = WindowSampler(n, B, seed=3, weights=w)
+    draws = []
+    for epoch in range(5):
+        s.set_epoch(epoch)
+        draws += list(s)
+    assert len(draws) == len(set(draws)) == 5 * n  # a fresh number (augmentation) per draw
+    small = sum(k % n >= 900 for k in draws) / len(draws)
+    assert abs(small - 0.5) < 0.03  # 5000 draws: std of the share ~0.007
+    full = WindowSampler(n, B, seed=3, weights=w)
+    full.set_epoch(2)
+    resumed = WindowSampler(n, B, seed=3, weights=w, start_step=2 * 100 + 7)
+    resumed.set_epoch(2)
+    assert list(resumed) == list(full)[7 * B:]
+    with pytest.raises(ValueError, match="weights"):
+        WindowSampler(n, B, weights=w[:10])
+
+
+def test_datamodule_weights_windows_by_the_source_of_their_sequence(dataset):
+    from mage.data.build import source_of
+    from mage.train.data import WindowDataModule
+
+    dm = WindowDataModule(dataset, tiny_config(source_balance=1.0))
+    dm.setup()
+    assert dm.train_dataloader().sampler.weights is None  # one source: uniform
+    dm.split.ids = [f"{'ab'[i % 2]}__{id}" for i, id in enumerate(dm.split.ids)]  # two sources
+    assert {source_of(id) for id in dm.split.ids} == {"a", "b"}
+    assert source_of("train_00") == "" and source_of("CMU__01__01_01_poses") == "CMU"
+    w = dm.train_dataloader().sampler.weights
+    of_a = torch.tensor([dm.split.ids[i].startswith("a__") for i in dm.windows.sequence.tolist()])
+    assert float(w[of_a].sum()) == pytest.approx(0.5)  # balance 1: equal shares
 
 
 # --- runs ------------------------------------------------------------------------------

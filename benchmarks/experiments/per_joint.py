@@ -10,7 +10,7 @@ tables report, ``mage.evaluate.metrics.mpjre``) and the geodesic angle to the gr
 local rotation is more than 2.5 rad from the identity (a twist convention near 180 degrees
 shows up there). Also per joint, the position error (cm) of the prediction placed by the
 tracked head as the protocol places it (``mage.evaluate.protocol.place_prediction``), and
-L-PE by source (the clip id's first part: bandai, cmu, mocap, ...): where does L-PE
+L-PE by source (``mage.data.build.source_of``: bandai_namco, cmu_hdm05, mocap, ...): where does L-PE
 differ? Writes ``OUT/<name>.json`` and ``.md``.
 """
 
@@ -43,6 +43,7 @@ def per_joint(model, dataset, ids) -> dict[str, list[float]]:
     import torch
 
     from mage.core import rotations as rot
+    from mage.data.build import source_of
     from mage.evaluate.metrics import LOWER_JOINTS, METERS_TO_CM, position_error, wrap_angle
     from mage.evaluate.protocol import place_prediction, record_head_positions, record_skeleton
     from mage.inference.sequence import predict_sequence
@@ -66,7 +67,7 @@ def per_joint(model, dataset, ids) -> dict[str, list[float]]:
         gt_pos = torch.as_tensor(rec.positions).double()
         pos += (placed - gt_pos).norm(dim=-1).sum(0)
         # per clip, as the tables average (every clip counts once)
-        l_pe_by_source.setdefault(str(i).split("__")[0].split("/")[0], []).append(
+        l_pe_by_source.setdefault(source_of(str(i)), []).append(
             position_error(placed, gt_pos, LOWER_JOINTS))
         frames += gt.shape[0]
     deg = 180.0 / math.pi

@@ -62,6 +62,19 @@ class SourceFile:
     source_fps: float | None = None  # the true frame rate where the header is wrong
 
 
+# Joins the parts of a sequence id: the source folder's name (a recipe's source, or the
+# top folder of a plain build such as an AMASS sub-dataset), then the file's path parts.
+ID_SEPARATOR = "__"
+
+
+def source_of(sequence_id: str) -> str:
+    """The collection a sequence came from: the first part of its id (``ID_SEPARATOR``),
+    e.g. "bandai_namco" for "bandai_namco__dataset-1__dataset-1_bow_active_001"; "" for
+    an id of one part (a file at the top of a plain build's folder: one shared source)."""
+    head, sep, _ = sequence_id.partition(ID_SEPARATOR)
+    return head if sep else ""
+
+
 def normalise_subject(subject: str) -> str:
     """All-digit subjects lose leading zeros down to two digits: "002" -> "02", "3" -> "03"."""
     subject = str(subject).strip()
@@ -118,7 +131,7 @@ def discover(sources: Iterable[str | Path], exclude: Path | None = None) -> list
     ids: dict[str, list[int]] = {}
     names = []
     for i, (p, rel) in enumerate(found):
-        name = "__".join(_sanitise(x) for x in rel.with_suffix("").parts)
+        name = ID_SEPARATOR.join(_sanitise(x) for x in rel.with_suffix("").parts)
         names.append(name)
         ids.setdefault(name, []).append(i)
     for name, idx in ids.items():
@@ -152,7 +165,7 @@ def discover_recipe(rec, exclude: Path | None = None) -> tuple[list[SourceFile],
             group = spec.group(f.rel) if spec.group is not None else None
             fps = spec.source_fps(f.rel) if spec.source_fps is not None else None
             files.append(dataclasses.replace(
-                f, id=f"{prefix}__{f.id}", subject=normalise_subject(group or f.subject),
+                f, id=f"{prefix}{ID_SEPARATOR}{f.id}", subject=normalise_subject(group or f.subject),
                 licence=licence_of(spec, f.rel), source_fps=fps))
     return files, folders
 

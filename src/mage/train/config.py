@@ -69,6 +69,13 @@ class TrainConfig:
         mirror_prob: probability of mirroring a window left/right (Motion.mirror).
         random_yaw: rotate each window by a uniform random angle about the vertical.
         window_stride: frames between the start frames of the windows of one epoch.
+        source_balance: alpha in [0, 1] of temperature sampling over the sources
+            (``mage.data.build.source_of``): a source with n windows is drawn with
+            probability proportional to n^(1 - alpha). 0 draws every window equally
+            (sources in proportion to their size, one permutation per epoch); 1 gives
+            every source the same share (sampled with replacement). The multilingual
+            sampling of Conneau & Lample, "Cross-lingual Language Model Pretraining"
+            (NeurIPS 2019), there with q_i proportional to p_i^(1 - alpha).
         short_sequences: sequences with fewer than N + 1 frames are "pad"ded at the
             front by repeating their first frame, or "skip"ped.
         norm_std_floor: floor of the per-channel std of the condition normalisation.
@@ -100,6 +107,7 @@ class TrainConfig:
     mirror_prob: float = 0.5
     random_yaw: bool = True
     window_stride: int = 1
+    source_balance: float = 0.0
     short_sequences: str = "pad"
     norm_std_floor: float = 1e-3
     num_workers: int = 2
@@ -130,7 +138,7 @@ class TrainConfig:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr: must be a positive number, got {self.lr}")
-        for name in ("min_lr_ratio", "mirror_prob"):
+        for name in ("min_lr_ratio", "mirror_prob", "source_balance"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:

@@ -15,7 +15,8 @@ Sequences with fewer than N + 1 rows are front-padded by repeating their first r
 (zero velocity over the padding), or skipped (``short_sequences``).
 
 Randomness: the sampler yields numbers k; window ``k % num_windows`` is drawn, and its
-augmentation comes from a generator seeded by (seed, k). The sampler's order depends on
+augmentation comes from a generator seeded by (seed, k). With ``source_balance`` > 0
+the sampler draws windows with replacement, weighted by ``source_weights``. The sampler's order depends on
 (seed, epoch) only and each rank takes its own shard, so a run is reproducible and a
 resumed run sees exactly the batches an uninterrupted one would.
 """
@@ -33,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mage.core.constants import CONDITION_DIM
 from mage.core.motion import Motion
 from mage.core.tracking import Tracking
+from mage.data.build import source_of
 from mage.train.config import TrainConfig
 
 _SEED_STRIDE = 1 << 40  # separates the numbers drawn from different seeds
@@ -175,6 +177,26 @@ class TrainingWindows(Dataset):
         }
 
 
+def source_weights(sources: list[str], balance: float) -> torch.Tensor | None:
+    """Sampling weight of each window for temperature sampling over sources
+    (``TrainConfig.source_balance``): a window of a source with n windows weighs
+    n^(-balance), so that the source's share is proportional to n^(1 - balance).
+
+    sources: the source name of each window. Returns (num_windows,) float64 weights
+    summing to 1, or None for balance 0 or a single source (uniform: the plain
+    permutation sampler)."""
+    if not 0 <= balance <= 1:
+        raise ValueError(f"source_balance: must be in [0, 1], got {balance}")
+    names = sorted(set(sources))
+    if balance == 0 or len(names) < 2:
+        return None
+    number = {name: i for i, name in enumerate(names)}
+    index = torch.tensor([number[s] for s in sources])
+    counts = torch.bincount(index, minlength=len(names)).double()
+    w = counts.pow(-balance)[index]
+    return w / w.sum()
+
+
 class WindowSampler(Sampler[int]):
     """Shuffled window numbers for one rank; deterministic in (seed, epoch); resumable.
 
@@ -184,16 +206,24 @@ class WindowSampler(Sampler[int]):
     It yields k = round * num_windows + window, a number unique to each draw, from
     which the dataset seeds the augmentation.
 
+    weights: optional (num_windows,) sampling probabilities (``source_weights``): an
+    epoch is then as many draws with replacement (torch.multinomial, at most 2^24
+    windows), the i-th draw of the epoch yielding k = (epoch * draws + i) * num_windows
+    + window.
+
     start_step: optimizer steps already done (when resuming); the epoch containing that
     step skips its first batches, so the run continues with the next unseen batch.
     """
 
     def __init__(self, num_windows: int, batch_size: int, num_replicas: int = 1, rank: int = 0,
-                 seed: int = 0, start_step: int = 0):
+                 seed: int = 0, start_step: int = 0, weights: torch.Tensor | None = None):
         if num_windows < 1 or batch_size < 1:
             raise ValueError(f"num_windows and batch_size must be >= 1, got {num_windows}, {batch_size}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        if weights is not None and weights.shape != (num_windows,):
+            raise ValueError(f"weights: expected shape ({num_windows},), got {tuple(weights.shape)}")
+        self.weights = weights
         self.num_windows = num_windows
         self.batch_size = batch_size
         self.num_replicas = num_replicas
@@ -223,9 +253,13 @@ class WindowSampler(Sampler[int]):
         n, bpe = self.num_windows, self.batches_per_epoch
         need = bpe * self.batch_size * self.num_replicas
         g = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
-        first_round = self.epoch * self.rounds_per_epoch
-        order = torch.cat([torch.randperm(n, generator=g) + (first_round + r) * n
-                           for r in range(self.rounds_per_epoch)])[:need]
+        if self.weights is not None:
+            draws = torch.multinomial(self.weights, need, replacement=True, generator=g)
+            order = (self.epoch * need + torch.arange(need)) * n + draws
+        else:
+            first_round = self.epoch * self.rounds_per_epoch
+            order = torch.cat([torch.randperm(n, generator=g) + (first_round + r) * n
+                               for r in range(self.rounds_per_epoch)])[:need]
         mine = order[self.rank::self.num_replicas]
         skip = min(max(self.start_step - self.epoch * bpe, 0), bpe) * self.batch_size
         return iter(mine[skip:].tolist())
@@ -263,7 +297,9 @@ class WindowDataModule(L.LightningDataModule):
         world, rank, step = ((trainer.world_size, trainer.global_rank, trainer.global_step)
                              if trainer is not None else (1, 0, 0))
         cfg = self.config
-        sampler = WindowSampler(len(self.windows), cfg.batch_size, world, rank, cfg.seed, step)
+        sources = [source_of(self.split.ids[i]) for i in self.windows.sequence.tolist()]
+        sampler = WindowSampler(len(self.windows), cfg.batch_size, world, rank, cfg.seed, step,
+                                weights=source_weights(sources, cfg.source_balance))
         cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
         return DataLoader(
             self.windows, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
