@@ -388,6 +388,10 @@ def test_datamodule_weights_windows_by_the_source_of_their_sequence(dataset):
     w = dm.train_dataloader().sampler.weights
     of_a = torch.tensor([dm.split.ids[i].startswith("a__") for i in dm.windows.sequence.tolist()])
     assert float(w[of_a].sum()) == pytest.approx(0.5)  # balance 1: equal shares
+    assert dm.source_shares() == pytest.approx({"a": 0.5, "b": 0.5})
+    dm.config = tiny_config(source_balance=0.0)
+    natural = float(of_a.double().mean())
+    assert dm.source_shares() == pytest.approx({"a": natural, "b": 1 - natural})
 
 
 # --- runs ------------------------------------------------------------------------------

@@ -291,15 +291,28 @@ class WindowDataModule(L.LightningDataModule):
         self.windows = TrainingWindows(self.split.motions, N, cfg.window_stride,
                                        cfg.mirror_prob, cfg.random_yaw, cfg.seed)
 
+    def window_sources(self) -> list[str]:
+        """The source (``mage.data.build.source_of``) of each window's sequence."""
+        self.setup("fit")
+        return [source_of(self.split.ids[i]) for i in self.windows.sequence.tolist()]
+
+    def source_shares(self) -> dict[str, float]:
+        """{source: expected share of the drawn windows} under ``source_balance``."""
+        sources = self.window_sources()
+        weights = source_weights(sources, self.config.source_balance)
+        shares: dict[str, float] = {}
+        for i, source in enumerate(sources):
+            shares[source] = shares.get(source, 0.0) + (1 / len(sources) if weights is None else float(weights[i]))
+        return dict(sorted(shares.items()))
+
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         trainer = self.trainer
         world, rank, step = ((trainer.world_size, trainer.global_rank, trainer.global_step)
                              if trainer is not None else (1, 0, 0))
         cfg = self.config
-        sources = [source_of(self.split.ids[i]) for i in self.windows.sequence.tolist()]
         sampler = WindowSampler(len(self.windows), cfg.batch_size, world, rank, cfg.seed, step,
-                                weights=source_weights(sources, cfg.source_balance))
+                                weights=source_weights(self.window_sources(), cfg.source_balance))
         cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
         return DataLoader(
             self.windows, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,

@@ -181,6 +181,10 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
               f"{trainer.world_size} process(es) x batch {config.batch_size}, {torch.get_num_threads()} thread(s), precision "
               f"{config.precision}; " + (f"resuming from {ckpt}" if ckpt else "starting at step 0"),
               flush=True)
+        if config.source_balance > 0:
+            shares = ", ".join(f"{name or '(top folder)'} {share:.0%}" for name, share in data.source_shares().items())
+            print(f"mage train: source_balance {config.source_balance:g}, windows drawn per source: {shares}",
+                  flush=True)
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt / TRAINER_CKPT) if ckpt else None,
                 weights_only=True)
     return run / FINAL
