@@ -31,6 +31,9 @@ def test_variant_sampling_takes_only_sampling_keys_and_numbers():
     parse = _module().sampling_override
     assert parse("init_noise_scale=1e-6") == ("init_noise_scale", 1e-6)
     assert parse("sampling_steps=8") == ("sampling_steps", 8)
+    args = _module().parse_args(["--baseline", "b", "--variant", "v", "--name", "n",
+                                 "--variant-sampling", "eta=0.5", "--variant-sampling", "sampling_steps=8"])
+    assert args.variant_sampling == [("eta", 0.5), ("sampling_steps", 8)]  # repeated flags add up
     for bad in ("width=8", "init_noise_scale", "eta=abc"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(bad)

@@ -375,6 +375,15 @@ def test_weighted_sampler_draws_the_shares_and_resumes_exactly():
         WindowSampler(n, B, weights=w[:10])
 
 
+def test_augmentation_seeds_stay_apart_for_large_draw_numbers():
+    from mage.train.data import _SEED_STRIDE, _mix
+
+    assert _mix(1, 5) == _SEED_STRIDE + 5  # the linear mix below 2^40, as before
+    big = 3 * _SEED_STRIDE + 7  # a weighted sampler's draw number after a few epochs
+    assert _mix(0, big) != _mix(1, big - _SEED_STRIDE)  # the linear mix made these equal
+    assert _mix(0, big) == _mix(0, big) and 0 <= _mix(0, big) < 1 << 63
+
+
 def test_datamodule_weights_windows_by_the_source_of_their_sequence(dataset):
     from mage.data.build import source_of
     from mage.train.data import WindowDataModule

@@ -100,7 +100,7 @@ def parse_args(argv=None):
     p.add_argument("--baseline", required=True, help="checkpoint of the current recipe (train split only)")
     p.add_argument("--variant", required=True, help="checkpoint of the changed recipe (train split only)")
     p.add_argument("--name", required=True, help="report name: recipe_ablation_NAME")
-    p.add_argument("--variant-sampling", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--variant-sampling", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    type=sampling_override,
                    help=f"sampling settings of the variant, keys {', '.join(SAMPLING_KEYS)}")
     p.add_argument("--consistency-sweep", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.85])
@@ -125,7 +125,7 @@ def score(name: str, dataset, cache: Path, sweep: list[float], sampling: dict | 
     model, tag = load_pretrained(name), model_tag(name)
     if sampling:
         model.config = dataclasses.replace(model.config, **sampling)
-        tag += "".join(f"_{key}{value:g}" for key, value in sorted(sampling.items()))
+        tag += "".join(f"_{key}{value!r}" for key, value in sorted(sampling.items()))
     offline = run_eval(f"{tag}_offline_s0_val", cache, lambda: evaluate(
         model_predict_fn(model, "offline", None, 0), dataset, "val", method=name, seed=0))
     def online_at(lam):
@@ -190,7 +190,7 @@ def write_report(args, results: dict, adopted: bool, failed: list[str]) -> None:
     lines = [f"# Recipe ablation `{args.name}` on the val split of `{Path(args.data).name}`", "",
              f"Produced by `python benchmarks/recipe_ablation/run.py --data {args.data} --baseline {args.baseline} --variant "
              f"{args.variant} "
-             + "".join(f"--variant-sampling {k}={v:g} " for k, v in args.variant_sampling)
+             + "".join(f"--variant-sampling {k}={v!r} " for k, v in args.variant_sampling)
              + f"--name {args.name}` ({stem}.json). Every val clip "
              f"({results['baseline']['val_clips']}); offline seed 0; online seed 0 at each model's lambda chosen "
              f"by `choose_consistency`. Machine: {machine.get('cpu', '?')}, "

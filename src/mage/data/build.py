@@ -70,7 +70,10 @@ ID_SEPARATOR = "__"
 def source_of(sequence_id: str) -> str:
     """The collection a sequence came from: the first part of its id (``ID_SEPARATOR``),
     e.g. "bandai_namco" for "bandai_namco__dataset-1__dataset-1_bow_active_001"; "" for
-    an id of one part (a file at the top of a plain build's folder: one shared source)."""
+    an id of one part (a file at the top of a plain build's folder: one shared source).
+    In a plain build the first part is the top folder under the source folder (for a
+    folder of CMU subject folders, the subject); a file or folder name that itself holds
+    ``ID_SEPARATOR`` is split there too."""
     head, sep, _ = sequence_id.partition(ID_SEPARATOR)
     return head if sep else ""
 

@@ -73,7 +73,10 @@ class TrainConfig:
             (``mage.data.build.source_of``): a source with n windows is drawn with
             probability proportional to n^(1 - alpha). 0 draws every window equally
             (sources in proportion to their size, one permutation per epoch); 1 gives
-            every source the same share (sampled with replacement). The multilingual
+            every source the same share; any alpha > 0 with two or more sources draws
+            with replacement. A recipe's sources are its source folders; a plain build
+            groups by the top folder under the source, which for a folder of CMU
+            subject folders means one source per subject. The multilingual
             sampling of Conneau & Lample, "Cross-lingual Language Model Pretraining"
             (NeurIPS 2019), there with q_i proportional to p_i^(1 - alpha).
         short_sequences: sequences with fewer than N + 1 frames are "pad"ded at the

@@ -16,7 +16,8 @@ Sequences with fewer than N + 1 rows are front-padded by repeating their first r
 
 Randomness: the sampler yields numbers k; window ``k % num_windows`` is drawn, and its
 augmentation comes from a generator seeded by (seed, k). With ``source_balance`` > 0
-the sampler draws windows with replacement, weighted by ``source_weights``. The sampler's order depends on
+and two or more sources the sampler draws windows with replacement, weighted by
+``source_weights``. The sampler's order depends on
 (seed, epoch) only and each rank takes its own shard, so a run is reproducible and a
 resumed run sees exactly the batches an uninterrupted one would.
 """
@@ -38,10 +39,21 @@ from mage.data.build import source_of
 from mage.train.config import TrainConfig
 
 _SEED_STRIDE = 1 << 40  # separates the numbers drawn from different seeds
+_MAX_CATEGORIES = 1 << 24  # torch.multinomial's limit on the number of weights
 
 
 def _mix(seed: int, k: int) -> int:
-    return (seed * _SEED_STRIDE + k) % (1 << 63)
+    """The generator seed of draw k under ``seed``. Below 2^40 (every draw of the
+    permutation sampler in practice) seeds are separated linearly, as before; the
+    weighted sampler's numbers grow as epoch x num_windows^2 and pass 2^40 within a few
+    epochs, so larger k are hashed with the seed (blake2b) instead: no two seeds share
+    an augmentation stream."""
+    if k < _SEED_STRIDE:
+        return (seed * _SEED_STRIDE + k) % (1 << 63)
+    import hashlib
+
+    digest = hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % (1 << 63)
 
 
 # --- the training split in memory ---------------------------------------------------
@@ -223,6 +235,9 @@ class WindowSampler(Sampler[int]):
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         if weights is not None and weights.shape != (num_windows,):
             raise ValueError(f"weights: expected shape ({num_windows},), got {tuple(weights.shape)}")
+        if weights is not None and num_windows > _MAX_CATEGORIES:
+            raise ValueError(f"source_balance: weighted sampling handles at most {_MAX_CATEGORIES} windows, "
+                             f"got {num_windows}; raise window_stride or set source_balance=0")
         self.weights = weights
         self.num_windows = num_windows
         self.batch_size = batch_size
