@@ -142,17 +142,18 @@ def score(name: str, dataset, cache: Path, sweep: list[float], sampling: dict | 
 
 
 def by_source(rows: list[dict]) -> dict[str, dict]:
-    """Per source (``mage.data.build.source_of`` of the clip id): clips, and the mean over
-    its clips of MPJPE and L-PE (cm), and its jitter ratio (mean jitter / mean ground
-    truth jitter), as the tables aggregate."""
+    """Per source (``mage.data.build.source_of`` of the clip id): clips, and MPJPE and
+    L-PE (cm) and the jitter ratio of the source's clips aggregated as the tables are
+    (``mage.evaluate.metrics.aggregate``)."""
     from mage.data.build import source_of
+    from mage.evaluate.metrics import aggregate
 
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(source_of(row["id"]), []).append(row["metrics"])
     out = {}
     for source, ms in sorted(groups.items()):
-        mean = {k: sum(m[k] for m in ms) / len(ms) for k in ("mpjpe", "l_pe", "jitter", "gt_jitter")}
+        mean = aggregate(ms)
         out[source] = {"clips": len(ms), "mpjpe": mean["mpjpe"], "l_pe": mean["l_pe"],
                        "jitter_ratio": jitter_ratio(mean)}
     return out
