@@ -37,7 +37,17 @@ Training-recipe ablations run so far: ``acceleration`` (``model.acceleration_wei
     on the source that is 80% of the training windows (val, offline: MPJPE 5.8 cm on
     Bandai dataset-2 against 9.8 on CMU and 14.8 on HDM05). The rule is unchanged and
     scores every val clip, most of them Bandai's; the per-source table is a diagnosis,
-    not part of the rule.
+    not part of the rule. Not adopted: offline L-PE +3.4% (over the tolerance), though
+    jitter fell offline and online.
+  - ``balance25``: ``source_balance=0.25`` (each source's share proportional to
+    n^0.75, half-way between the natural mix and ``balance``), variant run
+    ``runs/full-medium-bal25-val`` = ``runs/full-medium-acc2-val``'s train_config.json
+    with ``--set source_balance=0.25``. Why: ``balance`` lowered jitter on every source
+    and cost L-PE on Bandai alone; a milder balance should keep most of the first and
+    less of the second. Rule unchanged. If adopted, the default model becomes its twin
+    trained on train + val with the same change (``runs/full-medium-bal25-tv``, started
+    together with the val run, so that the test split is scored only once, after the
+    decision).
 
 Writes ``OUT/recipe_ablation_NAME.json`` and ``.md``. Scores are cached in ``--cache``
 (keys hold the weights' and data build's fingerprints), so a rerun only reports.
