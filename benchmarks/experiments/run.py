@@ -44,6 +44,11 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "fusion-cfrec": ("MAGE, fusion [C+F_rec]", {**RECIPE, "fusion": "c+frec"}, {}),
     "sequential": ("MAGE, sequential (one diffusion model per stage)",
                    {**RECIPE, "mode": "sequential", "fusion": "c+frec", "xt_input": "all"}, {}),
+    # Why does S2+S3 beat MAGE at the plateau? At the same 6 blocks S2+S3 gives its final
+    # stage 3, MAGE 2. Written before the run: if that depth is the reason, this variant
+    # closes at least half of MAGE's offline MPJVE and jitter gaps to S2+S3.
+    "mage-deep-s3": ("MAGE with S2+S3's final-stage depth (blocks S1 1, S2 2, S3 3)",
+                     {**RECIPE, "depth": {"S1": 1, "S2": 2, "S3": 3}}, {}),
 }
 # Records written before the recipes had a val split trained on their train split, which
 # then held every clip outside test: what is now train + val.
