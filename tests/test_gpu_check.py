@@ -28,3 +28,19 @@ def test_report_names_a_failed_setting_with_its_last_error_line():
     assert "| gpu_ok | 64 | 4 | 32 | 25.61 | 1639 |" in md
     assert "| gpu_bad | failed: RuntimeError: CUDA out of memory |" in md
     assert "offline 1.60e-06" in md
+
+
+def test_steps_per_second_times_complete_checkpoints_only(tmp_path):
+    import os
+
+    steps_per_second = load_benchmark("gpu_check").steps_per_second
+    for step, t in ((10, 1000.0), (40, 1010.0), (70, 1013.0)):
+        d = tmp_path / "checkpoints" / f"step_{step:06d}"
+        d.mkdir(parents=True)
+        if step != 70:  # step 70 never got its trainer.ckpt: incomplete, not timed
+            (d / "trainer.ckpt").write_bytes(b"")
+        os.utime(d, (t, t))
+    assert steps_per_second(tmp_path) == (30, 3.0)
+    (tmp_path / "checkpoints" / "step_000040" / "trainer.ckpt").unlink()
+    with pytest.raises(ValueError, match="1 checkpoint"):
+        steps_per_second(tmp_path)

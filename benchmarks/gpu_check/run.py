@@ -7,16 +7,19 @@ On a machine with CUDA this script
 
 1. trains the default model's recipe (``mage train`` in a subprocess, the bundled
    full-medium's train_config.json) for ``--steps`` steps on the train split of
-   ``--data`` in several settings (batch, loader workers, precision) and reports
-   optimizer steps/s between the first and the last checkpoint (so start-up and the
-   first compilation are not counted), plus the same on this machine's CPU, 1 thread;
+   ``--data`` in several settings (batch, data-loader worker processes, precision) and
+   reports optimizer steps/s between the first and the last checkpoint (so start-up and
+   warm-up are not counted). Every setting runs its main process with ``--threads 1``
+   (the loader workers are extra processes); one setting trains on the CPU alone;
 2. loads the bf16-mixed GPU run's final checkpoint on the CPU and checks that its
    prediction is finite (a GPU-trained model must serve on a CPU-only machine);
-3. scores the bundled default model on every sequence of ``--split`` on the CPU and on
-   CUDA, offline and online (``mage.evaluate.protocol.evaluate``) and reports both
-   MPJPE values and the largest difference of the 6D output between devices;
+3. scores the bundled default model on every sequence of ``--split`` on the CPU (1
+   thread) and on CUDA, offline and online (``mage.evaluate.protocol.evaluate``):
+   MPJPE, L-PE, MPJRE, jitter and prediction seconds per device, and the largest
+   difference of the 6D output between devices;
 4. times ``Streamer.push`` (batch 1, back to back, after a warm-up) on CUDA and on the
-   CPU (1 thread): p50 / p95 in ms.
+   CPU (1 thread): p50 (median) and p95 (the value at rank floor(0.95 (n - 1)) of the
+   sorted times) in ms.
 
 Writes OUT/gpu_check.json and OUT/gpu_check.md. Raises SystemExit (exit 2) without CUDA.
 """
@@ -38,18 +41,37 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "src/mage/assets/checkpoints/full-medium/train_config.json"
+FPS = 60  # the model's frame rate (mage.core.constants.MODEL_FPS): one push per frame
+BF16_SETTING = "gpu_b256_w8_bf16"  # its checkpoint is the one loaded on the CPU
 # (name, batch, loader workers, precision, accelerator)
 TRAIN_SETTINGS = [
     ("cpu_b64_w0_fp32_1thread", 64, 0, "32", "cpu"),
     ("gpu_b64_w0_fp32", 64, 0, "32", "gpu"),
     ("gpu_b64_w4_fp32", 64, 4, "32", "gpu"),
-    ("gpu_b256_w8_bf16", 256, 8, "bf16-mixed", "gpu"),
+    (BF16_SETTING, 256, 8, "bf16-mixed", "gpu"),
 ]
+
+
+def steps_per_second(run: Path) -> tuple[int, float]:
+    """(steps timed, steps/s) between the first and the last complete checkpoint of a
+    training run folder, by the folders' mtimes (set when ``trainer.ckpt``, written last,
+    is renamed in). ValueError with fewer than two checkpoints."""
+    from mage.train.checkpoints import list_checkpoints
+
+    ckpts = list_checkpoints(run)
+    if len(ckpts) < 2:
+        raise ValueError(f"{run}: {len(ckpts)} checkpoint(s), need two to time the steps between them")
+    (first_step, first), (last_step, last) = ckpts[0], ckpts[-1]
+    seconds = last.stat().st_mtime - first.stat().st_mtime
+    if seconds <= 0:
+        raise ValueError(f"{run}: checkpoints {first.name} and {last.name} have the same time")
+    return last_step - first_step, (last_step - first_step) / seconds
 
 
 def train_throughput(data: Path, work: Path, name: str, batch: int, workers: int, precision: str,
                      accelerator: str, steps: int, every: int, timeout: float) -> dict:
-    """steps/s of ``mage train`` between its first and last checkpoint (their mtimes)."""
+    """steps/s of ``mage train`` between its first and last checkpoint (steps_per_second);
+    {"ok": False, "error": ...} if it fails or runs past ``timeout`` seconds."""
     out = work / name
     cmd = [sys.executable, "-c", "from mage.cli.main import main; main()", "train",
            "--config", str(RECIPE), "--data", str(data), "--out", str(out),
@@ -58,17 +80,20 @@ def train_throughput(data: Path, work: Path, name: str, batch: int, workers: int
            "--set", f"num_workers={workers}", "--set", f"checkpoint_every={every}",
            "--set", "log_every=50"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout:g} s", "wall_s": timeout}
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"ok": False, "error": proc.stderr[-600:], "wall_s": wall}
-    ckpts = sorted((out / "checkpoints").glob("step_*"))
-    first, last = ckpts[0], ckpts[-1]
-    n = int(last.name[5:]) - int(first.name[5:])
-    dt = last.stat().st_mtime - first.stat().st_mtime
+    try:
+        n, rate = steps_per_second(out)
+    except ValueError as e:
+        return {"ok": False, "error": str(e), "wall_s": wall}
     return {"ok": True, "batch": batch, "workers": workers, "precision": precision,
-            "accelerator": accelerator, "steps_timed": n, "steps_per_s": n / dt,
-            "windows_per_s": n * batch / dt, "wall_s": wall, "run": str(out)}
+            "accelerator": accelerator, "steps_timed": n, "steps_per_s": rate,
+            "windows_per_s": rate * batch, "wall_s": wall}
 
 
 def agreement(data: Path, split: str) -> dict:
@@ -107,9 +132,9 @@ def streaming_latency(pushes: int, warmup: int = 50) -> dict:
     from mage.inference.streaming import Streamer
     from mage.inference.tracking_log import TrackingFrame
 
-    tracking, _ = synthetic_tracking(duration_s=max(MIN_DURATION_S, (pushes + warmup + 2) / 60), fps=60)
+    tracking, _ = synthetic_tracking(duration_s=max(MIN_DURATION_S, (pushes + warmup + 2) / FPS), fps=FPS)
     P, Q = DeviceConfig().to_devices(tracking.rotations, tracking.positions)
-    frames = [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / 60) for i in range(tracking.num_frames)]
+    frames = [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / FPS) for i in range(tracking.num_frames)]
     out = {}
     for dev in ("cuda", "cpu"):
         streamer = Streamer(load_pretrained(device=dev), "torch")
@@ -154,13 +179,14 @@ def markdown(doc: dict) -> str:
             lines.append(f"| {name} | {r['batch']} | {r['workers']} | {r['precision']} | "
                          f"{r['steps_per_s']:.2f} | {r['windows_per_s']:.0f} |")
         else:
-            lines.append(f"| {name} | failed: {r['error'].splitlines()[-1] if r['error'] else '?'} | | | | |")
+            last_line = r["error"].strip().splitlines()[-1] if r["error"].strip() else "?"
+            lines.append(f"| {name} | failed: {last_line.replace('|', '/')} | | | | |")
     c = doc.get("gpu_checkpoint_on_cpu")
     if c:
         lines += ["", f"The bf16-mixed GPU run's final checkpoint, loaded on the CPU: parameters "
                   f"{', '.join(c['parameter_dtypes'])}, offline prediction finite: {c['finite']}."]
     lines += ["", f"## The bundled default model on CPU and CUDA ({doc['split']} split of the data above)", "",
-              "| mode | device | MPJPE (cm) | L-PE (cm) | MPJRE (deg) | Jitter | predict (s) |",
+              "| mode | device | MPJPE (cm) | L-PE (cm) | MPJRE (deg) | Jitter (10^2 m/s^3) | predict (s; CPU: 1 thread) |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for mode, row in doc["agreement"].items():
         for dev in ("cpu", "cuda"):
@@ -190,7 +216,7 @@ def main(argv=None) -> None:
         print("gpu_check: CUDA is not available on this machine", file=sys.stderr)
         raise SystemExit(2)
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the mage train subprocesses (torch is loaded here)
     doc = {"machine": f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores, "
                       f"torch {torch.__version__}, Python {platform.python_version()}",
            "command": "python benchmarks/gpu_check/run.py " + " ".join(argv or sys.argv[1:]),
@@ -201,10 +227,9 @@ def main(argv=None) -> None:
             every = max(10, steps // 4)
             doc["train"][name] = r = train_throughput(args.data, Path(tmp), name, batch, workers, precision,
                                                       accel, steps, every, args.timeout)
-            print(name, json.dumps({k: v for k, v in r.items() if k != "run"}), flush=True)
-        bf16 = doc["train"]["gpu_b256_w8_bf16"]
-        if bf16["ok"]:
-            doc["gpu_checkpoint_on_cpu"] = gpu_checkpoint_on_cpu(Path(bf16["run"]), args.data, args.split)
+            print(name, json.dumps(r), flush=True)
+        if doc["train"][BF16_SETTING]["ok"]:
+            doc["gpu_checkpoint_on_cpu"] = gpu_checkpoint_on_cpu(Path(tmp) / BF16_SETTING, args.data, args.split)
             print("gpu checkpoint on cpu", doc["gpu_checkpoint_on_cpu"], flush=True)
     doc["agreement"] = agreement(args.data, args.split)
     print("agreement", json.dumps(doc["agreement"]), flush=True)
