@@ -2,8 +2,8 @@
 
     python benchmarks/bundled_models/run.py --data data/full --online-stride 4 \\
         --model full-medium --model full-small --model permissive-small --model cmu-small \\
-        --curve runs/full-medium-acc2-tv --curve runs/full-small-tv --curve runs/permissive-small \\
-        --validation-model runs/full-medium-acc2-val/final
+        --curve runs/full-medium-bal25-tv --curve runs/full-small-tv --curve runs/permissive-small \\
+        --validation-model runs/full-medium-bal25-val/final
 
 For every model: offline (seeds 0 and 1: mean and spread) and online (seed 0) on the
 test split of ``--data`` (the ``full`` recipe's held-out groups, see
