@@ -34,6 +34,30 @@ def test_every_packaged_checkpoint_has_a_card_with_its_licence(name):
         assert checkpoint_card(PACKAGED_DIR / alternative)["commercial_use"] is True
 
 
+@pytest.mark.parametrize("name", available_checkpoints())
+def test_card_training_command_reproduces_the_packaged_train_config(name):
+    """The `mage train` command quoted in a model card, run through the CLI's own config
+    builder, gives the packaged train_config.json (so the card says how to retrain it)."""
+    import argparse
+    import re
+    import shlex
+
+    from mage.cli import train as cli
+    from mage.train.config import TrainConfig
+
+    folder = PACKAGED_DIR / name
+    quoted = re.findall(r"`(mage train [^`]+)`", (folder / "README.md").read_text(encoding="utf-8"))
+    assert len(quoted) == 1, f"{name}: expected one `mage train ...` command in its card"
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(shlex.split(quoted[0])[1:])
+    built = cli.build_config(args, cuda_available=False)
+    # through TrainConfig and JSON both: settings added since a model was trained take
+    # their defaults, tuples compare as the file's lists
+    packaged = TrainConfig.from_dict(json.loads((folder / "train_config.json").read_text()))
+    assert json.loads(json.dumps(built.to_dict())) == json.loads(json.dumps(packaged.to_dict()))
+
+
 def test_bundled_checkpoints_fit_the_package_budget():
     total = sum(f.stat().st_size for f in PACKAGED_DIR.rglob("*") if f.is_file())
     assert total <= PACKAGE_BUDGET_BYTES
