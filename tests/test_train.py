@@ -641,8 +641,12 @@ def test_kill9_then_resume_continues_like_an_uninterrupted_run(dataset, tmp_path
     assert resumed_steps[0] == k and resumed_steps[-1] == steps - 1
     loss_run, lr_run = _losses(run)
     loss_ref, lr_ref = _losses(ref)
-    assert sorted(loss_run) == list(range(steps)) == sorted(loss_ref)
-    for s in range(steps):
+    assert sorted(loss_ref) == list(range(steps))
+    # Lightning logs step k - 1's row after the callbacks of that batch, so a SIGKILL that
+    # lands between checkpoint k and that row loses the row (seen on a loaded machine);
+    # the training state is unaffected. Every other step must be there.
+    assert set(range(steps)) - set(loss_run) <= {k - 1}
+    for s in sorted(loss_run):
         assert lr_run[s] == pytest.approx(lr_ref[s], rel=1e-12)
         assert loss_run[s] == pytest.approx(loss_ref[s], rel=1e-5), s
     a, b = load_checkpoint(run / "final"), load_checkpoint(ref / "final")

@@ -24,7 +24,9 @@ class RunCheckpoints(Checkpoint):
 
     It is a Lightning ``Checkpoint`` callback, so Lightning runs it after the other
     callbacks; the module updates its EMA in ``optimizer_step``, so the EMA saved at step
-    s is that of step s.
+    s is that of step s. Lightning writes the CSV row of the batch that ends at step s
+    after its callbacks, so a run killed (SIGKILL) right after checkpoint s can lack that
+    one log row; the resumed training itself is exact (tests/test_train.py).
     """
 
     def __init__(self, run_dir: str | Path, config: TrainConfig):
