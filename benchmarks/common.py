@@ -1,13 +1,15 @@
 """What the benchmarks share: one budget for every variant, train-or-resume, cached
-held-out scoring of checkpoints, and the rule that picks the online consistency lambda.
+held-out scoring of checkpoints, the rule that picks the online consistency lambda, and
+the timing of streamed frames.
 
-Imported by the ``run.py`` of ``benchmarks/cmu_mini``, ``experiments``, ``bundled_models``
-and ``recipe_ablation`` (they put this folder on ``sys.path``).
+Imported by the ``run.py`` of ``benchmarks/cmu_mini``, ``experiments``, ``bundled_models``,
+``recipe_ablation``, ``latency`` and ``gpu_check`` (they put this folder on ``sys.path``).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -209,3 +211,42 @@ def sweep_until_chosen(score_at, lambdas) -> tuple[float, dict[float, dict]]:
         if meets_online_jitter(scored[lam]):
             break
     return (choose_consistency(scored) if scored else None), scored
+
+
+# --- streamed frames ------------------------------------------------------------------
+STREAM_FPS = 60  # the model's frame rate (mage.core.constants.MODEL_FPS)
+
+
+def stream_frames(tracking, count: int | None = None) -> list:
+    """The first ``count`` frames (default all) of a z-up ``Tracking`` at 60 fps as the
+    TrackingFrame messages a headset would stream (``DeviceConfig()``: the devices are
+    the SMPL joints)."""
+    from mage.inference.device import DeviceConfig
+    from mage.inference.tracking_log import TrackingFrame
+
+    P, Q = DeviceConfig().to_devices(tracking.rotations, tracking.positions)
+    n = tracking.num_frames if count is None else count
+    return [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / STREAM_FPS) for i in range(n)]
+
+
+def percentile(values, q: float) -> float:
+    """The q-th percentile of ``values`` by the nearest rank of the sorted values (no
+    interpolation: a value that was measured)."""
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+def time_pushes(streamer, frames, rate: float) -> dict:
+    """ms per ``streamer.push`` over ``frames``; ``rate`` > 0 sends them at that many per
+    second (as a live stream does: the CPU idles between frames), 0 back to back. A push
+    returns its pose on the CPU, so on CUDA each timing includes the GPU's work."""
+    times = []
+    start = time.perf_counter()
+    for i, f in enumerate(frames):
+        if rate > 0:
+            time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        t0 = time.perf_counter()
+        streamer.push(f)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"p50": statistics.median(times), "p95": percentile(times, 95), "p99": percentile(times, 99),
+            "max": max(times), "mean": statistics.fmean(times), "frames": len(times)}

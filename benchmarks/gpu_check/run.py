@@ -18,8 +18,8 @@ On a machine with CUDA this script
    MPJPE, L-PE, MPJRE, jitter and prediction seconds per device, and the largest
    difference of the 6D output between devices;
 4. times ``Streamer.push`` (batch 1, back to back, after a warm-up) on CUDA and on the
-   CPU (1 thread): p50 (median) and p95 (the value at rank floor(0.95 (n - 1)) of the
-   sorted times) in ms.
+   CPU (1 thread) with the latency benchmark's ``time_pushes`` (benchmarks/common.py):
+   p50 (median) and p95 (nearest rank) in ms.
 
 Writes OUT/gpu_check.json and OUT/gpu_check.md. Raises SystemExit (exit 2) without CUDA.
 """
@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,10 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import STREAM_FPS, stream_frames, time_pushes  # noqa: E402
+
 RECIPE = ROOT / "src/mage/assets/checkpoints/full-medium/train_config.json"
-FPS = 60  # the model's frame rate (mage.core.constants.MODEL_FPS): one push per frame
 BF16_SETTING = "gpu_b256_w8_bf16"  # its checkpoint is the one loaded on the CPU
 # (name, batch, loader workers, precision, accelerator)
 TRAIN_SETTINGS = [
@@ -127,29 +128,18 @@ def agreement(data: Path, split: str) -> dict:
 def streaming_latency(pushes: int, warmup: int = 50) -> dict:
     """Streamer.push p50/p95 (ms), batch 1, back to back, on CUDA and on the CPU."""
     from mage.demo.synthetic import MIN_DURATION_S, synthetic_tracking
-    from mage.inference.device import DeviceConfig
     from mage.inference.pretrained import load_pretrained
     from mage.inference.streaming import Streamer
-    from mage.inference.tracking_log import TrackingFrame
 
-    tracking, _ = synthetic_tracking(duration_s=max(MIN_DURATION_S, (pushes + warmup + 2) / FPS), fps=FPS)
-    P, Q = DeviceConfig().to_devices(tracking.rotations, tracking.positions)
-    frames = [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / FPS) for i in range(tracking.num_frames)]
+    duration = max(MIN_DURATION_S, (pushes + warmup + 2) / STREAM_FPS)
+    frames = stream_frames(synthetic_tracking(duration_s=duration, fps=STREAM_FPS)[0])
     out = {}
     for dev in ("cuda", "cpu"):
         streamer = Streamer(load_pretrained(device=dev), "torch")
         for f in frames[:warmup]:
             streamer.push(f)
-        times = []
-        for f in frames[warmup:warmup + pushes]:
-            t0 = time.perf_counter()
-            streamer.push(f)
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            times.append((time.perf_counter() - t0) * 1e3)
-        times.sort()
-        out[dev] = {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
-                    "pushes": len(times)}
+        t = time_pushes(streamer, frames[warmup:warmup + pushes], 0.0)
+        out[dev] = {"p50_ms": t["p50"], "p95_ms": t["p95"], "pushes": t["frames"]}
     return out
 
 

@@ -66,6 +66,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/common.py
+from common import Subset, cpu_load, percentile, stream_frames, time_pushes  # noqa: E402
+
 # Per model: online frames timed per setting, offline sequence length (frames), repeats.
 SETTINGS = {
     "mage-small": {"online_frames": 300, "offline_frames": 3600, "offline_repeats": 3},
@@ -77,11 +80,6 @@ DEFAULT_SETTINGS = {"online_frames": 100, "offline_frames": 1200, "offline_repea
 # best thread count; offline FLOP/s as a fraction of the measured matmul peak
 TARGETS = {"mage-small": {"online_p95_ms": {"torch": 11.0, "onnx": 5.0}, "offline_peak_fraction": 0.5}}
 WARMUP_PUSHES = 20
-
-
-def _pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 TRAINED = {"mage-small": "full-small"}  # preset -> the bundled checkpoint trained with it
@@ -139,21 +137,6 @@ def _matmul_peak_flops(n: int = 1024, repeats: int = 10) -> dict[str, float]:
             "onnxruntime": best(lambda: sess.run(None, feeds))}
 
 
-def _time_pushes(streamer, frames, rate: float) -> dict:
-    """ms per ``push`` over ``frames``; ``rate`` > 0 sends them at that many per second
-    (as a live stream does: the CPU idles between frames), 0 back to back."""
-    times = []
-    start = time.perf_counter()
-    for i, f in enumerate(frames):
-        if rate > 0:
-            time.sleep(max(0.0, start + i / rate - time.perf_counter()))
-        t0 = time.perf_counter()
-        streamer.push(f)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"p50": statistics.median(times), "p95": _pct(times, 95), "p99": _pct(times, 99),
-            "max": max(times), "mean": statistics.fmean(times), "frames": len(times)}
-
-
 def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
     """All measurements of one (model, backend); runs in its own process."""
     import torch
@@ -162,12 +145,10 @@ def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
     from mage.core.rotations import rot6d_to_matrix
     from mage.core.skeleton import Skeleton
     from mage.demo.synthetic import synthetic_tracking
-    from mage.inference.device import DeviceConfig
     from mage.inference.onnx_export import OnnxMageModel, export_onnx
     from mage.inference.seams import offline_boundaries, seam_jitter
     from mage.inference.sequence import DEFAULT_BATCH_SIZE, predict_sequence, window_starts
     from mage.inference.streaming import Streamer
-    from mage.inference.tracking_log import TrackingFrame
     from mage.model.card import model_card
 
     from mage.cli.common import DEFAULT_THREADS
@@ -198,8 +179,7 @@ def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
         runner = OnnxMageModel(path, threads=offline_threads)
     duration = max(4.0, (settings["offline_frames"] + 2) / 60, (settings["online_frames"] + WARMUP_PUSHES + 2) / 60)
     tracking, _ = synthetic_tracking(duration_s=duration, fps=60)
-    P, Q = DeviceConfig().to_devices(tracking.rotations, tracking.positions)
-    frames = [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / 60) for i in range(tracking.num_frames)]
+    frames = stream_frames(tracking)
 
     # --- online: Streamer.push, batch 1, per thread count; back to back and paced ---
     n_online = settings["online_frames"]
@@ -210,7 +190,7 @@ def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
         for f in frames[:WARMUP_PUSHES]:
             streamer.push(f)
         online[f"threads_{th}"] = {
-            pacing: _time_pushes(streamer, frames[WARMUP_PUSHES:WARMUP_PUSHES + n_online], rate)
+            pacing: time_pushes(streamer, frames[WARMUP_PUSHES:WARMUP_PUSHES + n_online], rate)
             for pacing, rate in (("back_to_back", 0.0), ("paced_60hz", 60.0))}
     torch.set_num_threads(offline_threads)
     out["online_ms"] = online
@@ -400,10 +380,8 @@ def peer_worker() -> dict:
     from reference import DESCRIPTION, NAME, build_reference
 
     from mage.demo.synthetic import synthetic_tracking
-    from mage.inference.device import DeviceConfig
     from mage.inference.sequence import DEFAULT_BATCH_SIZE, predict_sequence, window_starts
     from mage.inference.streaming import Streamer
-    from mage.inference.tracking_log import TrackingFrame
     from mage.model.pipeline import MagePipeline
 
     torch.set_num_threads(1)
@@ -468,8 +446,7 @@ def peer_worker() -> dict:
         out["offline"][name] = row
 
     # online: Streamer.push, batch 1, back to back, one push of each model in turn
-    P, Q = DeviceConfig().to_devices(tracking.rotations, tracking.positions)
-    frames = [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / 60) for i in range(5 + PEER_ONLINE_FRAMES)]
+    frames = stream_frames(tracking, 5 + PEER_ONLINE_FRAMES)
     streamers = {name: Streamer(v[1][0], "torch", precision=v[1][1]) for name, v in variants.items()
                  if v[1] is not None}
     for f in frames[:5]:
@@ -488,7 +465,7 @@ def peer_worker() -> dict:
         row = {"frames": len(ms[name]["wall"]), "gflop_per_frame": flops[name] / 1e9}
         for clock in ("wall", "cpu"):
             v = ms[name][clock]
-            row[f"p50_ms_{clock}"], row[f"p95_ms_{clock}"] = statistics.median(v), _pct(v, 95)
+            row[f"p50_ms_{clock}"], row[f"p95_ms_{clock}"] = statistics.median(v), percentile(v, 95)
             row[f"time_ratio_vs_reference_{clock}"] = statistics.median(
                 a / r for a, r in zip(v, ms[NAME][clock]))
         out["online"][name] = row
@@ -506,9 +483,6 @@ def accuracy_of_options(every: int = ACCURACY_EVERY) -> dict | None:
     model on every ``every``-th test clip of data/full (None when that data set is not
     built); seeds 0-2 of the default give the noise."""
     import torch
-
-    sys.path.insert(0, str(HERE.parent))
-    from common import Subset
 
     from mage.core import rotations as rot
     from mage.data.dataset import ProcessedDataset
@@ -628,16 +602,13 @@ def thread_worker(kind: str, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     from mage.demo.synthetic import synthetic_tracking
-    from mage.inference.device import DeviceConfig
     from mage.inference.sequence import predict_sequence
     from mage.inference.streaming import Streamer
-    from mage.inference.tracking_log import TrackingFrame
 
     model, _ = _build_model("mage-small")
     tracking, _ = synthetic_tracking(duration_s=21.0, fps=60)
     if kind == "stream":
-        P, Q = DeviceConfig().to_devices(tracking.rotations, tracking.positions)
-        frames = [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / 60) for i in range(200)]
+        frames = stream_frames(tracking, 200)
         streamer = Streamer(model, "torch")
         for f in frames[:20]:
             streamer.push(f)
@@ -671,8 +642,6 @@ def thread_worker(kind: str, threads: int) -> dict:
 
 def threads_section(thread_counts: list[int]) -> dict:
     """Every kind x thread count x (idle, busy), each in a fresh process."""
-    sys.path.insert(0, str(HERE.parent))
-    from common import cpu_load
 
     cores = os.cpu_count() or 1
     rows = []
