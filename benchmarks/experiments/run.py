@@ -49,6 +49,15 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     # closes at least half of MAGE's offline MPJVE and jitter gaps to S2+S3.
     "mage-deep-s3": ("MAGE with S2+S3's final-stage depth (blocks S1 1, S2 2, S3 3)",
                      {**RECIPE, "depth": {"S1": 1, "S2": 2, "S3": 3}}, {}),
+    # Second explanation, written before its runs (stage_diagnosis.py and per_joint.py on
+    # the plateau runs: about 3/4 of MAGE's extra jitter over S2+S3 is in the knees, ankles
+    # and feet, and giving the next stage the true S1 or S2 state removes little of it, so
+    # it is not S1's decoded state passed on). The 6-node S1 target pools each leg into one
+    # node; if supervising the first 2 blocks with it is why MAGE is jitterier than S2+S3,
+    # the same network without the S1 loss closes at least half of MAGE's offline MPJVE and
+    # jitter gaps to S2+S3 (mean of 2 seeds).
+    "mage-no-s1-loss": ("MAGE without the S1 stage's loss (S1 weight 0)",
+                        {**RECIPE, "stage_loss_weights": {"S0": 0.5, "S1": 0.0, "S2": 0.5, "S3": 1.0}}, {}),
 }
 # Records written before the recipes had a val split trained on their train split, which
 # then held every clip outside test: what is now train + val.
