@@ -11,7 +11,13 @@ local rotation is more than 2.5 rad from the identity (a twist convention near 1
 shows up there). Also per joint, the position error (cm) of the prediction placed by the
 tracked head as the protocol places it (``mage.evaluate.protocol.place_prediction``), and
 L-PE by source (``mage.data.build.source_of``: bandai_namco, cmu_hdm05, mocap, ...): where does L-PE
-differ? Writes ``OUT/<name>.json`` and ``.md``.
+differ? And where does jitter differ: per joint, the velocity error (cm/s, as
+``mage.evaluate.metrics.mpjve``) and the jitter (10^2 m/s^3, as ``metrics.jitter``) of the
+placed prediction and of the ground truth; over all joints, the jitter of the frames an
+offline prediction blends from two windows (``mage.inference.sequence.window_starts``:
+each start's first N // 4 rows) against the other frames (a clip's last, end-aligned window
+is left out): is the extra jitter at the seams or inside the windows?
+Writes ``OUT/<name>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -37,23 +43,59 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def seam_rows(T: int, window: int) -> tuple:
+    """Boolean masks (T,) of the offline prediction's blended rows (each window start's
+    first ``window // 4`` rows after the first window) and of the other rows, both before
+    the last start (whose end-aligned window has its own, shorter stride)."""
+    import torch
+
+    from mage.inference.sequence import window_starts
+
+    overlap = window // 4
+    starts = window_starts(T, window, overlap)
+    blend, inside = torch.zeros(T, dtype=torch.bool), torch.zeros(T, dtype=torch.bool)
+    if len(starts) < 3:
+        return blend, inside
+    inside[:starts[-2] + overlap] = True  # the regular stride: starts[i] = i * (window - overlap)
+    for s in starts[1:-1]:
+        blend[s:s + overlap] = True
+    return blend, inside & ~blend
+
+
 def per_joint(model, dataset, ids) -> dict[str, list[float]]:
-    """{"mpjre": [22], "geodesic": [22], "gt_near_pi": [22]} over the frames of ``ids``."""
+    """{"mpjre": [22], "geodesic": [22], "gt_near_pi": [22], "velocity_error": [22],
+    "jitter": [22], "gt_jitter": [22], "jitter_seams": {...}, ...} over the frames of ``ids``."""
     import roma
     import torch
 
     from mage.core import rotations as rot
     from mage.data.build import source_of
-    from mage.evaluate.metrics import LOWER_JOINTS, METERS_TO_CM, position_error, wrap_angle
-    from mage.evaluate.protocol import place_prediction, record_head_positions, record_skeleton
+    from mage.evaluate.metrics import (
+        JITTER_UNIT_SCALE,
+        LOWER_JOINTS,
+        METERS_TO_CM,
+        jerk,
+        position_error,
+        wrap_angle,
+    )
+    from mage.evaluate.protocol import (
+        place_prediction,
+        record_head_positions,
+        record_skeleton,
+    )
     from mage.inference.sequence import predict_sequence
 
     comp = torch.zeros(22, dtype=torch.float64)
     geo = torch.zeros(22, dtype=torch.float64)
     near_pi = torch.zeros(22, dtype=torch.float64)
     pos = torch.zeros(22, dtype=torch.float64)
+    vel = torch.zeros(22, dtype=torch.float64)
+    jit, gt_jit = torch.zeros(22, dtype=torch.float64), torch.zeros(22, dtype=torch.float64)
+    # sum of per-frame jitter (mean over joints) and frame count: (pred, gt) x (blend, inside)
+    seams = {k: [0.0, 0] for k in ("blend", "inside", "gt_blend", "gt_inside")}
     l_pe_by_source: dict[str, list[float]] = {}
-    frames = 0
+    frames = vel_frames = jerk_frames = 0
+    fps = float(dataset.fps)
     for i in ids:
         rec = dataset.load(i)
         with torch.inference_mode():
@@ -66,6 +108,17 @@ def per_joint(model, dataset, ids) -> dict[str, list[float]]:
         placed = place_prediction(pred, record_head_positions(rec), record_skeleton(rec))
         gt_pos = torch.as_tensor(rec.positions).double()
         pos += (placed - gt_pos).norm(dim=-1).sum(0)
+        vel += ((placed.diff(dim=0) - gt_pos.diff(dim=0)) * fps).norm(dim=-1).sum(0)
+        j_pred, j_gt = jerk(placed, fps).norm(dim=-1), jerk(gt_pos, fps).norm(dim=-1)  # (T-3, 22)
+        jit += j_pred.sum(0)
+        gt_jit += j_gt.sum(0)
+        vel_frames, jerk_frames = vel_frames + gt.shape[0] - 1, jerk_frames + j_pred.shape[0]
+        blend, inside = seam_rows(gt.shape[0], model.window)
+        for name, rows in (("blend", blend), ("inside", inside)):
+            rows = rows[1:-2]  # jerk row t spans frames t..t+3: attribute it to t+1
+            for key, j in ((name, j_pred), ("gt_" + name, j_gt)):
+                seams[key][0] += float(j.mean(-1)[rows].sum())
+                seams[key][1] += int(rows.sum())
         # per clip, as the tables average (every clip counts once)
         l_pe_by_source.setdefault(source_of(str(i)), []).append(
             position_error(placed, gt_pos, LOWER_JOINTS))
@@ -73,6 +126,10 @@ def per_joint(model, dataset, ids) -> dict[str, list[float]]:
     deg = 180.0 / math.pi
     return {"mpjre": (comp / frames * deg).tolist(), "geodesic": (geo / frames * deg).tolist(),
             "position_cm": (pos / frames * METERS_TO_CM).tolist(),
+            "velocity_error": (vel / max(vel_frames, 1) * METERS_TO_CM).tolist(),
+            "jitter": (jit / max(jerk_frames, 1) * JITTER_UNIT_SCALE).tolist(),
+            "gt_jitter": (gt_jit / max(jerk_frames, 1) * JITTER_UNIT_SCALE).tolist(),
+            "jitter_seams": {k: s / max(n, 1) * JITTER_UNIT_SCALE for k, (s, n) in seams.items()},
             "l_pe_by_source": {k: sum(v) / len(v) for k, v in sorted(l_pe_by_source.items())},
             "clips_by_source": {k: len(v) for k, v in sorted(l_pe_by_source.items())},
             "gt_near_pi": (near_pi / frames).tolist(), "frames": frames}
@@ -117,6 +174,22 @@ def main(argv=None) -> int:
     for source, n in first["clips_by_source"].items():
         lines.append(f"| {source} | {n} | " + " | ".join(
             f"{results[v]['l_pe_by_source'][source]:.2f}" for v in args.variants) + " |")
+    lines += ["", "Velocity error (cm/s) / jitter (10^2 m/s^3) per joint of the placed prediction:", "",
+              "| joint | " + " | ".join(args.variants) + " | GT jitter |", "|---" * (2 + len(args.variants)) + "|"]
+    for j in range(22):
+        lines.append(f"| {SMPL22_JOINT_NAMES[j]} | " + " | ".join(
+            f"{results[v]['velocity_error'][j]:.1f} / {results[v]['jitter'][j]:.2f}" for v in args.variants)
+            + f" | {first['gt_jitter'][j]:.2f} |")
+    lines.append("| mean of 22 | " + " | ".join(
+        f"{sum(results[v]['velocity_error']) / 22:.2f} / {sum(results[v]['jitter']) / 22:.2f}"
+        for v in args.variants) + f" | {sum(first['gt_jitter']) / 22:.2f} |")
+    lines += ["", "Jitter (10^2 m/s^3, mean over joints) of the rows blended from two offline windows "
+              "against the other rows (the ground truth's on the same rows in brackets):", "",
+              "| rows | " + " | ".join(args.variants) + " |", "|---" * (1 + len(args.variants)) + "|"]
+    for rows in ("blend", "inside"):
+        lines.append(f"| {rows} | " + " | ".join(
+            f"{results[v]['jitter_seams'][rows]:.2f} ({results[v]['jitter_seams']['gt_' + rows]:.2f})"
+            for v in args.variants) + " |")
     with atomic_write(out / f"{args.name}.md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,0 +1,296 @@
+"""Where does a multi-stage model's error come from? Stage states and oracle stages.
+
+    python benchmarks/experiments/stage_diagnosis.py --data data/full --runs runs/full_scales_plateau \\
+        --variants mage_seed0 s2s3_seed0 --every 2 --name full_scales_plateau_stages
+
+For each finished gradual run (``RUNS/<variant>/final``), offline seed 0 on every
+``--every``-th test clip, the protocol metrics (``mage.evaluate.protocol.evaluate``) of:
+
+- ``plain``: the model as trained. A :class:`StageProbe` also scores the state each coarse
+  stage decodes at the last DDIM step against the ground truth pooled to that scale (the
+  target of its loss, ``mage.model.losses.pooled_targets``): node position error (cm; a
+  node's position is its joints' centroid relative to the pelvis) and rotation error
+  (degrees, geodesic, of the node's proximal joint's world rotation), and node velocity
+  error (cm/s, frame-to-frame differences within a window: is the state smooth?).
+  Also the seed spread: the mean distance (cm) between the joints (FK, pelvis at the
+  origin) predicted from the initial noise of seed 0 and of seed 1. How much of the
+  output is the noise?
+- ``oracle Sk`` (only where the stage after Sk embeds Sk's state, F_rec): at every network
+  call the next stage reads the ground-truth pooled Sk state in place of Sk's prediction.
+  The latent F is left as computed. How much of the final error is Sk's error passed on?
+- with ``--sampling``, the plain model sampled otherwise (:data:`SAMPLING`): 8 DDIM steps
+  instead of the config's, and an initial noise scaled by 0.001 (x_T near 0). Is the
+  jitter the noise the sampler starts from?
+
+Writes ``OUT/<name>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import Subset  # noqa: E402
+
+HEADLINE = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "l_pe")
+STATE_ERRORS = ("position_cm", "rotation_deg", "velocity_cm_s")
+#: --sampling conditions: label -> MageConfig overrides used at sampling time only
+SAMPLING = {"8 DDIM steps": {"sampling_steps": 8}, "initial noise x0.001": {"init_noise_scale": 1e-3}}
+METERS_TO_CM = 100.0
+# The windows of one clip are found again from the condition the network reads; a
+# window's rows are the clip's rows, normalised by the same op, so they match exactly.
+MATCH_TOLERANCE = 1e-5
+
+
+class StageProbe:
+    """Hooks on a gradual ``MageModel`` that score its coarse stages and can replace the
+    state a stage hands to the next one by the ground truth (offline prediction only).
+
+    Call :meth:`set_clip` with each record before predicting it; the probe finds each
+    window of a network call among the clip's offline windows
+    (``mage.inference.sequence.window_starts``, overlap N // 4, or the front-padded window
+    of a short clip), so the ground truth it compares with or substitutes is that window's.
+
+    oracle: scales whose state the next stage reads from the ground truth instead.
+    fps: frame rate of the clips (for the velocity error).
+    errors: {scale: {"position_cm": [n], "rotation_deg": [n], "velocity_cm_s": [n],
+    "windows": int}}, sums at the last DDIM step (timestep ``last_t``), per node;
+    :meth:`summary` averages them.
+    """
+
+    def __init__(self, model, fps: float, oracle: tuple[str, ...] = (), last_t: int | None = None):
+        from mage.core.skeleton import Skeleton
+        from mage.model.scheduler import DDIMScheduler
+
+        cfg = model.config
+        if cfg.mode != "gradual":
+            raise ValueError("StageProbe: a gradual model is needed (its stages run in one call)")
+        stages = list(model.net.stages)
+        for scale in oracle:
+            k = stages.index(scale) if scale in stages else -1
+            if k < 0 or k == len(stages) - 1 or model.net.stages[stages[k + 1]].rec_embed is None:
+                raise ValueError(f"oracle: the stage after {scale!r} does not read its state (F_rec)")
+        self.model, self.oracle, self.stages = model, tuple(oracle), stages
+        self.hierarchy, self.skeleton = cfg.hierarchy(), Skeleton.smpl22()
+        if last_t is None:
+            last_t = DDIMScheduler(cfg.train_timesteps, cfg.timestep_spacing).step_pairs(cfg.sampling_steps)[-1][0]
+        self.last_t, self.fps = int(last_t), float(fps)
+        self.errors = {s: {**{k: torch.zeros(cfg.num_nodes(s), dtype=torch.float64) for k in STATE_ERRORS},
+                           "windows": 0} for s in stages[:-1]}
+        self.windows_cond = self.targets = None
+        self._batch = self._t = None
+        self._handles = [model.net.register_forward_pre_hook(self._on_call)]
+        for k, scale in enumerate(stages):
+            stage = model.net.stages[scale]
+            if k and stages[k - 1] in self.oracle:
+                self._handles.append(stage.register_forward_pre_hook(self._substitute(stages[k - 1]), with_kwargs=True))
+            if scale != "S3":
+                self._handles.append(stage.register_forward_hook(self._score(scale)))
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+    def set_clip(self, rec) -> None:
+        """The ground truth of ``rec``'s offline windows: normalised conditions (W, N, 54)
+        and pooled targets {scale: (W, N, n, 9)}."""
+        from mage.inference.sequence import window_starts
+        from mage.model.losses import pooled_targets
+
+        N = self.model.window
+        cond = torch.as_tensor(rec.condition, dtype=torch.float32)
+        x0 = torch.as_tensor(rec.rot6d, dtype=torch.float32)
+        T = cond.shape[0]
+        if T <= N:  # predict_sequence front-pads a short clip with its first row
+            cond = torch.cat([cond[:1].expand(N - T, -1), cond])
+            x0 = torch.cat([x0[:1].expand(N - T, -1, -1), x0])
+            starts = [0]
+        else:
+            starts = window_starts(T, N, N // 4)
+        idx = torch.tensor(starts)[:, None] + torch.arange(N)
+        with torch.no_grad():
+            self.windows_cond = self.model.normalize_condition(cond[idx])
+            self.targets, _ = pooled_targets(x0[idx], tuple(self.stages), self.hierarchy, self.skeleton)
+
+    def _on_call(self, module, args):
+        _, t, cond_n = args
+        if self.windows_cond is None:
+            raise RuntimeError("StageProbe: set_clip(rec) before predicting a clip")
+        gap = (cond_n[:, None] - self.windows_cond[None]).abs().flatten(2).amax(-1)  # (B, W)
+        best, self._batch = gap.min(dim=1)
+        if float(best.max()) > MATCH_TOLERANCE:
+            raise RuntimeError(f"StageProbe: a window of the call is not one of the clip's "
+                               f"(max gap {float(best.max()):.3g}); offline prediction only")
+        self._t = int(t[0])
+
+    def _substitute(self, prev_scale: str):
+        def hook(module, args, kwargs):
+            kwargs["prev_state"] = self.targets[prev_scale][self._batch].to(kwargs["prev_state"])
+            return args, kwargs
+        return hook
+
+    def _score(self, scale: str):
+        import roma
+
+        from mage.core import rotations as rot
+
+        def hook(module, args, output):
+            if self._t != self.last_t:
+                return
+            state = output[1].double()
+            target = self.targets[scale][self._batch].double()
+            acc = self.errors[scale]
+            acc["position_cm"] += (state[..., 6:] - target[..., 6:]).norm(dim=-1).mean(1).sum(0) * METERS_TO_CM
+            velocity_gap = (state[..., 6:] - target[..., 6:]).diff(dim=1) * self.fps  # (B, N-1, n, 3) m/s
+            acc["velocity_cm_s"] += velocity_gap.norm(dim=-1).mean(1).sum(0) * METERS_TO_CM
+            geo = roma.rotmat_geodesic_distance(rot.rot6d_to_matrix(state[..., :6]),
+                                                rot.rot6d_to_matrix(target[..., :6]))
+            acc["rotation_deg"] += geo.mean(1).sum(0) * (180.0 / math.pi)
+            acc["windows"] += state.shape[0]
+        return hook
+
+    def summary(self) -> dict:
+        """{scale: {"position_cm", "rotation_deg", "velocity_cm_s": means over nodes,
+        "windows": int, "per_node": {same keys: [n]}}}."""
+        out = {}
+        for scale, acc in self.errors.items():
+            per_node = {k: (acc[k] / max(acc["windows"], 1)).tolist() for k in STATE_ERRORS}
+            out[scale] = {**{k: sum(v) / len(v) for k, v in per_node.items()},
+                          "windows": acc["windows"], "per_node": per_node}
+        return out
+
+
+class _ProbedSubset(Subset):
+    """A Subset that hands every loaded record to the probe first."""
+
+    def __init__(self, dataset, every: int, probe: StageProbe):
+        super().__init__(dataset, every)
+        self.probe = probe
+
+    def load(self, id):
+        rec = super().load(id)
+        self.probe.set_clip(rec)
+        return rec
+
+
+def sampled_otherwise(model, **overrides):
+    """A copy of ``model`` whose config samples with ``overrides`` (same weights)."""
+    import copy
+
+    other = copy.deepcopy(model)
+    other.config = model.config.with_overrides(**overrides)
+    return other
+
+
+def diagnose(model, dataset, every: int, oracle: tuple[str, ...] = (), seed: int = 0) -> dict:
+    """{"metrics": protocol metrics, "stages": StageProbe.summary()} of one condition."""
+    from mage.evaluate.protocol import evaluate
+    from mage.inference.sequence import model_predict_fn
+
+    probe = StageProbe(model, dataset.fps, oracle)
+    try:
+        result = evaluate(model_predict_fn(model, "offline", None, seed), _ProbedSubset(dataset, every, probe),
+                          "test", method="m", seed=seed, progress=False)
+    finally:
+        probe.close()
+    return {"metrics": {k: result.metrics[k] for k in HEADLINE}, "stages": probe.summary()}
+
+
+def seed_spread(model, dataset, every: int) -> float:
+    """Mean joint distance (cm) between the offline predictions of seeds 0 and 1, FK of the
+    SMPL-22 rest skeleton with the pelvis at the origin, over every ``every``-th test clip."""
+    from mage.core.skeleton import Skeleton
+    from mage.inference.sequence import predict_sequence
+    from mage.model.losses import fk_of_6d
+
+    skeleton, total, frames = Skeleton.smpl22(), 0.0, 0
+    for i in Subset(dataset, every).ids("test"):
+        cond = torch.as_tensor(dataset.load(i).condition, dtype=torch.float32)
+        p0, p1 = (fk_of_6d(predict_sequence(model, cond, "offline", seed=s), skeleton).positions for s in (0, 1))
+        total += float((p0 - p1).norm(dim=-1).mean(-1).sum()) * METERS_TO_CM
+        frames += cond.shape[0]
+    return total / frames
+
+
+def conditions(model) -> list[tuple[str, ...]]:
+    """plain, then one oracle per coarse stage whose state the next stage embeds, then all."""
+    stages = list(model.net.stages)
+    single = [(s,) for k, s in enumerate(stages[:-1]) if model.net.stages[stages[k + 1]].rec_embed is not None]
+    both = (tuple(s for (s,) in single),) if len(single) > 1 else ()
+    return [(), *single, *both]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT / "data" / "full"))
+    p.add_argument("--runs", required=True, help="experiment runs folder (runs/NAME)")
+    p.add_argument("--variants", nargs="+", required=True, help="run folders, e.g. mage_seed0")
+    p.add_argument("--every", type=int, default=2, help="every k-th test clip")
+    p.add_argument("--name", default="stage_diagnosis")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sampling", action="store_true", help="also the SAMPLING conditions")
+    return p.parse_args(argv)
+
+
+def label(oracle: tuple[str, ...]) -> str:
+    return "plain" if not oracle else "oracle " + "+".join(oracle)
+
+
+def write_report(args, results: dict, clips: int) -> None:
+    from mage.core.atomic import atomic_write
+
+    out = Path(args.out)
+    with atomic_write(out / f"{args.name}.json", "w") as fh:
+        json.dump({"data": args.data, "runs": args.runs, "every": args.every, "clips": clips,
+                   "results": results}, fh, indent=1)
+    lines = [f"# Stage diagnosis: {args.name}", "",
+             f"`python benchmarks/experiments/stage_diagnosis.py` on `{args.data}` (every {args.every}th test "
+             f"clip, {clips} clips), runs in `{args.runs}`, offline seed 0. `oracle Sk`: the stage after Sk "
+             "reads the ground-truth pooled Sk state instead of Sk's prediction (F_rec; the latent F unchanged). "
+             "Stage errors: each coarse stage's decoded state at the last DDIM step against the pooled ground "
+             "truth, mean over nodes (position: centroid relative to the pelvis, cm; rotation: geodesic, deg; "
+             "velocity: cm/s).", "",
+             "| run | condition | " + " | ".join(HEADLINE) + " | S1 pos / rot / vel | S2 pos / rot / vel | seed spread (cm) |",
+             "|---" * (5 + len(HEADLINE)) + "|"]
+    for run, by_condition in results.items():
+        for cond, r in by_condition.items():
+            st = r["stages"]
+            cells = [" / ".join(f"{st[s][k]:.2f}" for k in STATE_ERRORS) if s in st else "-"
+                     for s in ("S1", "S2")]
+            lines.append(f"| {run} | {cond} | " + " | ".join(f"{r['metrics'][k]:.2f}" for k in HEADLINE)
+                         + " | " + " | ".join(cells)
+                         + (f" | {r['seed_spread_cm']:.2f} |" if "seed_spread_cm" in r else " | |"))
+    with atomic_write(out / f"{args.name}.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from mage.data.dataset import ProcessedDataset
+    from mage.model.checkpoint import load_checkpoint
+
+    dataset = ProcessedDataset(args.data)
+    clips = len(Subset(dataset, args.every).ids("test"))
+    results: dict[str, dict] = {}
+    for variant in args.variants:
+        model = load_checkpoint(Path(args.runs) / variant / "final").eval()
+        results[variant] = {label(o): diagnose(model, dataset, args.every, o) for o in conditions(model)}
+        results[variant]["plain"]["seed_spread_cm"] = seed_spread(model, dataset, args.every)
+        for name, overrides in (SAMPLING.items() if args.sampling else ()):
+            results[variant][name] = diagnose(sampled_otherwise(model, **overrides), dataset, args.every)
+        write_report(args, results, clips)  # after each run: a long diagnosis keeps what it has
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
