@@ -130,3 +130,23 @@ def test_seam_rows_are_the_rows_two_windows_share(T):
     regular = torch.arange(T) < starts[-2] + 12
     assert torch.equal(blend, regular & (covering >= 2))
     assert torch.equal(inside, regular & (covering == 1))
+
+
+def test_final_output_pooled_to_the_previous_scale_is_scored(diag):
+    """A final stage that outputs the true pose has no error at the S2 nodes."""
+    model, rec = small_model(), clip(40)
+    probes = []
+
+    def exact_pose(module, args, output):
+        return output[0], probes[0].x0_windows[probes[0]._batch].to(output[1])
+
+    model.net.stages["S3"].register_forward_hook(exact_pose)
+    probe = diag.StageProbe(model, fps=60.0)
+    probes.append(probe)
+    probe.set_clip(rec)
+    predict_sequence(model, rec.condition, "offline", seed=0)
+    final = probe.summary()["S3@S2"]
+    assert final["position_cm"] == pytest.approx(0.0, abs=1e-4)
+    assert final["velocity_cm_s"] == pytest.approx(0.0, abs=1e-3)
+    assert final["rotation_deg"] == pytest.approx(0.0, abs=0.05)
+    assert probe.summary()["S2"]["position_cm"] > 1.0

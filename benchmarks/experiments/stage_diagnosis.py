@@ -62,7 +62,9 @@ class StageProbe:
     fps: frame rate of the clips (for the velocity error).
     errors: {scale: {"position_cm": [n], "rotation_deg": [n], "velocity_cm_s": [n],
     "windows": int}}, sums at the last DDIM step (timestep ``last_t``), per node;
-    :meth:`summary` averages them.
+    :meth:`summary` averages them. Key ``"S3@Sk"``: the final stage's 22-joint output
+    pooled to the nodes of the stage before it, Sk, scored the same way (does the final
+    stage keep, add or remove the error of the state it reads?).
     """
 
     def __init__(self, model, fps: float, oracle: tuple[str, ...] = (), last_t: int | None = None):
@@ -82,9 +84,12 @@ class StageProbe:
         if last_t is None:
             last_t = DDIMScheduler(cfg.train_timesteps, cfg.timestep_spacing).step_pairs(cfg.sampling_steps)[-1][0]
         self.last_t, self.fps = int(last_t), float(fps)
-        self.errors = {s: {**{k: torch.zeros(cfg.num_nodes(s), dtype=torch.float64) for k in STATE_ERRORS},
-                           "windows": 0} for s in stages[:-1]}
-        self.windows_cond = self.targets = None
+        scored = {s: s for s in stages[:-1]}  # error key -> scale of its nodes
+        if len(stages) > 1:
+            scored[f"S3@{stages[-2]}"] = stages[-2]
+        self.errors = {key: {**{k: torch.zeros(cfg.num_nodes(s), dtype=torch.float64) for k in STATE_ERRORS},
+                             "windows": 0} for key, s in scored.items()}
+        self.windows_cond = self.targets = self.x0_windows = None
         self._batch = self._t = None
         self._handles = [model.net.register_forward_pre_hook(self._on_call)]
         for k, scale in enumerate(stages):
@@ -93,14 +98,16 @@ class StageProbe:
                 self._handles.append(stage.register_forward_pre_hook(self._substitute(stages[k - 1]), with_kwargs=True))
             if scale != "S3":
                 self._handles.append(stage.register_forward_hook(self._score(scale)))
+            elif k:
+                self._handles.append(stage.register_forward_hook(self._score(stages[k - 1], final=True)))
 
     def close(self) -> None:
         for h in self._handles:
             h.remove()
 
     def set_clip(self, rec) -> None:
-        """The ground truth of ``rec``'s offline windows: normalised conditions (W, N, 54)
-        and pooled targets {scale: (W, N, n, 9)}."""
+        """The ground truth of ``rec``'s offline windows: normalised conditions (W, N, 54),
+        local 6D rotations (W, N, 22, 6) and pooled targets {scale: (W, N, n, 9)}."""
         from mage.inference.sequence import window_starts
         from mage.model.losses import pooled_targets
 
@@ -117,6 +124,7 @@ class StageProbe:
         idx = torch.tensor(starts)[:, None] + torch.arange(N)
         with torch.no_grad():
             self.windows_cond = self.model.normalize_condition(cond[idx])
+            self.x0_windows = x0[idx]
             self.targets, _ = pooled_targets(x0[idx], tuple(self.stages), self.hierarchy, self.skeleton)
 
     def _on_call(self, module, args):
@@ -136,17 +144,24 @@ class StageProbe:
             return args, kwargs
         return hook
 
-    def _score(self, scale: str):
+    def _score(self, scale: str, final: bool = False):
+        """A forward hook scoring a stage's decoded state at ``scale``'s nodes; final: the
+        stage is the last one, whose 22-joint output is pooled to ``scale`` first."""
         import roma
 
         from mage.core import rotations as rot
+        from mage.core.multiscale import pool_nodes
+        from mage.model.losses import fk_of_6d
 
         def hook(module, args, output):
             if self._t != self.last_t:
                 return
             state = output[1].double()
+            if final:
+                fk = fk_of_6d(state, self.skeleton)
+                state = pool_nodes(fk.global_rotations, fk.positions, scale, self.hierarchy)
             target = self.targets[scale][self._batch].double()
-            acc = self.errors[scale]
+            acc = self.errors[f"S3@{scale}" if final else scale]
             acc["position_cm"] += (state[..., 6:] - target[..., 6:]).norm(dim=-1).mean(1).sum(0) * METERS_TO_CM
             velocity_gap = (state[..., 6:] - target[..., 6:]).diff(dim=1) * self.fps  # (B, N-1, n, 3) m/s
             acc["velocity_cm_s"] += velocity_gap.norm(dim=-1).mean(1).sum(0) * METERS_TO_CM
@@ -257,14 +272,16 @@ def write_report(args, results: dict, clips: int) -> None:
              "reads the ground-truth pooled Sk state instead of Sk's prediction (F_rec; the latent F unchanged). "
              "Stage errors: each coarse stage's decoded state at the last DDIM step against the pooled ground "
              "truth, mean over nodes (position: centroid relative to the pelvis, cm; rotation: geodesic, deg; "
-             "velocity: cm/s).", "",
-             "| run | condition | " + " | ".join(HEADLINE) + " | S1 pos / rot / vel | S2 pos / rot / vel | seed spread (cm) |",
-             "|---" * (5 + len(HEADLINE)) + "|"]
+             "velocity: cm/s). S3@S2: the final stage's 22-joint output pooled to the S2 nodes, scored the same "
+             "way.", "",
+             "| run | condition | " + " | ".join(HEADLINE)
+             + " | S1 pos / rot / vel | S2 pos / rot / vel | S3@S2 pos / rot / vel | seed spread (cm) |",
+             "|---" * (6 + len(HEADLINE)) + "|"]
     for run, by_condition in results.items():
         for cond, r in by_condition.items():
             st = r["stages"]
             cells = [" / ".join(f"{st[s][k]:.2f}" for k in STATE_ERRORS) if s in st else "-"
-                     for s in ("S1", "S2")]
+                     for s in ("S1", "S2", "S3@S2")]
             lines.append(f"| {run} | {cond} | " + " | ".join(f"{r['metrics'][k]:.2f}" for k in HEADLINE)
                          + " | " + " | ".join(cells)
                          + (f" | {r['seed_spread_cm']:.2f} |" if "seed_spread_cm" in r else " | |"))
