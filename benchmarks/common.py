@@ -1,17 +1,22 @@
 """What the benchmarks share: one budget for every variant, train-or-resume, cached
 held-out scoring of checkpoints, the rule that picks the online consistency lambda, and
-the timing of streamed frames.
+the timing of streamed frames, the arguments of an analysis of finished runs, and the
+atomic JSON + Markdown report.
 
 Imported by the ``run.py`` of ``benchmarks/cmu_mini``, ``experiments``, ``bundled_models``,
-``recipe_ablation``, ``latency`` and ``gpu_check`` (they put this folder on ``sys.path``).
+``recipe_ablation``, ``latency`` and ``gpu_check``, and by ``experiments/per_joint.py`` and
+``experiments/stage_diagnosis.py`` (they put this folder on ``sys.path``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def budget_config(preset: str, model_overrides: dict, max_steps: int, batch_size: int, seed: int,
@@ -250,3 +255,31 @@ def time_pushes(streamer, frames, rate: float) -> dict:
         times.append((time.perf_counter() - t0) * 1e3)
     return {"p50": statistics.median(times), "p95": percentile(times, 95), "p99": percentile(times, 99),
             "max": max(times), "mean": statistics.fmean(times), "frames": len(times)}
+
+
+def finished_runs_parser(doc: str, name: str, every: int) -> argparse.ArgumentParser:
+    """The arguments of an analysis of finished experiment runs (``RUNS/<variant>/final``)
+    on every ``--every``-th test clip: --data, --runs, --variants, --every, --name, --out,
+    --threads."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT / "data" / "full"))
+    p.add_argument("--runs", required=True, help="experiment runs folder (runs/NAME)")
+    p.add_argument("--variants", nargs="+", required=True, help="run folders, e.g. mage_seed0")
+    p.add_argument("--every", type=int, default=every, help="every k-th test clip")
+    p.add_argument("--name", default=name)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--threads", type=int, default=1)
+    return p
+
+
+def write_json_and_markdown(out: str | Path, name: str, doc: dict, lines: list[str]) -> None:
+    """OUT/NAME.json (``doc``, indented) and OUT/NAME.md (``lines``), each written
+    atomically (a crash leaves the previous file); prints the Markdown."""
+    from mage.core.atomic import atomic_write
+
+    out = Path(out)
+    with atomic_write(out / f"{name}.json", "w") as fh:
+        json.dump(doc, fh, indent=1)
+    with atomic_write(out / f"{name}.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -86,23 +86,29 @@ def test_oracle_refuses_a_stage_whose_state_is_not_read(diag):
         diag.StageProbe(small_model(fusion="c+f"), fps=60.0, oracle=("S1",))
 
 
+def probe_with_stage_output(diag, scale, make_state):
+    """A probe over a small model whose stage ``scale`` outputs ``make_state(probe)``
+    instead of its own state, after predicting one 40-row clip. The replacing hook is
+    registered before the probe's scoring hook (forward hooks run in registration order)."""
+    model, rec = small_model(), clip(40)
+    probes = []
+    model.net.stages[scale].register_forward_hook(
+        lambda module, args, output: (output[0], make_state(probes[0]).to(output[1])))
+    probes.append(diag.StageProbe(model, fps=60.0))
+    probes[0].set_clip(rec)
+    predict_sequence(model, rec.condition, "offline", seed=0)
+    return probes[0]
+
+
 def test_state_errors_of_a_known_offset(diag):
     """An S1 state equal to the ground truth but 1 cm off along x, in every frame: position
     error 1 cm, rotation and velocity error 0."""
-    model, rec = small_model(), clip(40)
-    probes = []
-
-    def exact_plus_1cm(module, args, output):
-        state = probes[0].targets["S1"][probes[0]._batch].clone()
+    def exact_plus_1cm(probe):
+        state = probe.targets["S1"][probe._batch].clone()
         state[..., 6] += 0.01
-        return output[0], state
+        return state
 
-    # registered before the probe's scoring hook: forward hooks run in registration order
-    model.net.stages["S1"].register_forward_hook(exact_plus_1cm)
-    probe = diag.StageProbe(model, fps=60.0)
-    probes.append(probe)
-    probe.set_clip(rec)
-    predict_sequence(model, rec.condition, "offline", seed=0)
+    probe = probe_with_stage_output(diag, "S1", exact_plus_1cm)
     s1 = probe.summary()["S1"]
     assert s1["position_cm"] == pytest.approx(1.0, abs=1e-4)
     assert s1["rotation_deg"] == pytest.approx(0.0, abs=0.05)  # float32 Gram-Schmidt round trip
@@ -134,17 +140,7 @@ def test_seam_rows_are_the_rows_two_windows_share(T):
 
 def test_final_output_pooled_to_the_previous_scale_is_scored(diag):
     """A final stage that outputs the true pose has no error at the S2 nodes."""
-    model, rec = small_model(), clip(40)
-    probes = []
-
-    def exact_pose(module, args, output):
-        return output[0], probes[0].x0_windows[probes[0]._batch].to(output[1])
-
-    model.net.stages["S3"].register_forward_hook(exact_pose)
-    probe = diag.StageProbe(model, fps=60.0)
-    probes.append(probe)
-    probe.set_clip(rec)
-    predict_sequence(model, rec.condition, "offline", seed=0)
+    probe = probe_with_stage_output(diag, "S3", lambda probe: probe.x0_windows[probe._batch])
     final = probe.summary()["S3@S2"]
     assert final["position_cm"] == pytest.approx(0.0, abs=1e-4)
     assert final["velocity_cm_s"] == pytest.approx(0.0, abs=1e-3)

@@ -22,24 +22,19 @@ Writes ``OUT/<name>.json`` and ``.md``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import finished_runs_parser, write_json_and_markdown  # noqa: E402
+
 NEAR_PI_RAD = 2.5
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT / "data" / "full"))
-    p.add_argument("--runs", required=True, help="experiment runs folder (runs/NAME)")
-    p.add_argument("--variants", nargs="+", required=True, help="run folders, e.g. mage_seed0")
-    p.add_argument("--every", type=int, default=4, help="every k-th test clip")
-    p.add_argument("--name", default="per_joint")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    p.add_argument("--threads", type=int, default=1)
+    p = finished_runs_parser(__doc__, "per_joint", every=4)
     return p.parse_args(argv)
 
 
@@ -140,7 +135,6 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mage.core.atomic import atomic_write
     from mage.core.skeleton import SMPL22_JOINT_NAMES
     from mage.data.dataset import ProcessedDataset
     from mage.model.checkpoint import load_checkpoint
@@ -149,10 +143,6 @@ def main(argv=None) -> int:
     ids = dataset.ids("test")[::args.every]
     results = {v: per_joint(load_checkpoint(Path(args.runs) / v / "final").eval(), dataset, ids)
                for v in args.variants}
-    out = Path(args.out)
-    with atomic_write(out / f"{args.name}.json", "w") as fh:
-        json.dump({"data": args.data, "runs": args.runs, "every": args.every, "clips": len(ids),
-                   "results": results}, fh, indent=1)
     lines = [f"# Per-joint error: {args.name}", "",
              f"`python benchmarks/experiments/per_joint.py` on `{args.data}` (every {args.every}th test clip, "
              f"{len(ids)} clips), runs in `{args.runs}`, offline seed 0. Degrees; MPJRE = the reference "
@@ -190,9 +180,8 @@ def main(argv=None) -> int:
         lines.append(f"| {rows} | " + " | ".join(
             f"{results[v]['jitter_seams'][rows]:.2f} ({results[v]['jitter_seams']['gt_' + rows]:.2f})"
             for v in args.variants) + " |")
-    with atomic_write(out / f"{args.name}.md", "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    doc = {"data": args.data, "runs": args.runs, "every": args.every, "clips": len(ids), "results": results}
+    write_json_and_markdown(args.out, args.name, doc, lines)
     return 0
 
 

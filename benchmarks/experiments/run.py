@@ -27,7 +27,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import Subset, budget_config, finished_run, run_benchmark, train_or_resume  # noqa: E402
+from common import (  # noqa: E402
+    Subset,
+    budget_config,
+    finished_run,
+    run_benchmark,
+    train_or_resume,
+    write_json_and_markdown,
+)
 
 # name -> (description, model overrides on top of --preset, training overrides).
 # The scale variants keep the total depth of MAGE (6 blocks for mage-small) so that they
@@ -317,7 +324,6 @@ def _note(args, out: Path) -> str:
 
 
 def write_report(records: list[dict], args) -> None:
-    from mage.core.atomic import atomic_write
     from mage.evaluate.metrics import METRICS
 
     out = Path(args.out)
@@ -326,8 +332,6 @@ def write_report(records: list[dict], args) -> None:
     doc = {"benchmark": args.name, "data": args.data, "base_preset": args.preset,
            "max_steps": args.max_steps, "batch_size": args.batch_size, "machine": machine,
            "summary": summary, "runs": records, "note": _note(args, out)}
-    with atomic_write(out / f"{args.name}.json", "w") as fh:
-        json.dump(doc, fh, indent=1)
     pngs = plot(records, summary, out, args.name) if records else []
     units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
     lines = [f"# Experiments: {args.name}", ""] + ([f"**Note.** {doc['note']}", ""] if doc["note"] else []) + [
@@ -366,9 +370,7 @@ def write_report(records: list[dict], args) -> None:
             lines += [f"- `{v}`: " + ", ".join(f"{k} {x:+.1f}%" for k, x in r.items()) for v, r in crel.items()]
         lines.append("")
     lines += [f"![{p}]({p})" for p in pngs]
-    with atomic_write(out / f"{args.name}.md", "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_json_and_markdown(out, args.name, doc, lines)
 
 
 def main(argv=None) -> int:

@@ -27,8 +27,6 @@ Writes ``OUT/<name>.json`` and ``.md``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -37,7 +35,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import Subset  # noqa: E402
+from common import Subset, finished_runs_parser, write_json_and_markdown  # noqa: E402
 
 HEADLINE = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "l_pe")
 STATE_ERRORS = ("position_cm", "rotation_deg", "velocity_cm_s")
@@ -243,14 +241,7 @@ def conditions(model) -> list[tuple[str, ...]]:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT / "data" / "full"))
-    p.add_argument("--runs", required=True, help="experiment runs folder (runs/NAME)")
-    p.add_argument("--variants", nargs="+", required=True, help="run folders, e.g. mage_seed0")
-    p.add_argument("--every", type=int, default=2, help="every k-th test clip")
-    p.add_argument("--name", default="stage_diagnosis")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    p.add_argument("--threads", type=int, default=1)
+    p = finished_runs_parser(__doc__, "stage_diagnosis", every=2)
     p.add_argument("--sampling", action="store_true", help="also the SAMPLING conditions")
     return p.parse_args(argv)
 
@@ -260,12 +251,6 @@ def label(oracle: tuple[str, ...]) -> str:
 
 
 def write_report(args, results: dict, clips: int) -> None:
-    from mage.core.atomic import atomic_write
-
-    out = Path(args.out)
-    with atomic_write(out / f"{args.name}.json", "w") as fh:
-        json.dump({"data": args.data, "runs": args.runs, "every": args.every, "clips": clips,
-                   "results": results}, fh, indent=1)
     lines = [f"# Stage diagnosis: {args.name}", "",
              f"`python benchmarks/experiments/stage_diagnosis.py` on `{args.data}` (every {args.every}th test "
              f"clip, {clips} clips), runs in `{args.runs}`, offline seed 0. `oracle Sk`: the stage after Sk "
@@ -285,9 +270,8 @@ def write_report(args, results: dict, clips: int) -> None:
             lines.append(f"| {run} | {cond} | " + " | ".join(f"{r['metrics'][k]:.2f}" for k in HEADLINE)
                          + " | " + " | ".join(cells)
                          + (f" | {r['seed_spread_cm']:.2f} |" if "seed_spread_cm" in r else " | |"))
-    with atomic_write(out / f"{args.name}.md", "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    doc = {"data": args.data, "runs": args.runs, "every": args.every, "clips": clips, "results": results}
+    write_json_and_markdown(args.out, args.name, doc, lines)
 
 
 def main(argv=None) -> int:
