@@ -272,14 +272,24 @@ def finished_runs_parser(doc: str, name: str, every: int) -> argparse.ArgumentPa
     return p
 
 
-def write_json_and_markdown(out: str | Path, name: str, doc: dict, lines: list[str]) -> None:
-    """OUT/NAME.json (``doc``, indented) and OUT/NAME.md (``lines``), each written
-    atomically (a crash leaves the previous file); prints the Markdown."""
+def write_json(out: str | Path, name: str, doc: dict) -> None:
+    """OUT/NAME.json (``doc``, indented), written atomically (a crash leaves the previous file)."""
     from mage.core.atomic import atomic_write
 
-    out = Path(out)
-    with atomic_write(out / f"{name}.json", "w") as fh:
+    with atomic_write(Path(out) / f"{name}.json", "w") as fh:
         json.dump(doc, fh, indent=1)
-    with atomic_write(out / f"{name}.md", "w") as fh:
+
+
+def write_markdown(out: str | Path, name: str, lines: list[str]) -> None:
+    """OUT/NAME.md (``lines``), written atomically; prints it."""
+    from mage.core.atomic import atomic_write
+
+    with atomic_write(Path(out) / f"{name}.md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def write_json_and_markdown(out: str | Path, name: str, doc: dict, lines: list[str]) -> None:
+    """:func:`write_json` then :func:`write_markdown`."""
+    write_json(out, name, doc)
+    write_markdown(out, name, lines)

@@ -59,7 +59,7 @@ def test_watching_leaves_the_prediction_unchanged(diag):
     assert probe.errors["S1"]["windows"] == len(window_starts(40, 16, 4))  # last DDIM step only
 
 
-@pytest.mark.parametrize("T", [40, 11])  # overlapping windows; one front-padded window
+@pytest.mark.parametrize("T", [40, 45, 11])  # regular stride; an end-aligned last window; one padded window
 def test_oracle_hands_the_next_stage_each_windows_own_ground_truth(diag, T):
     model, rec = small_model(), clip(T)
     seen = []
@@ -100,20 +100,54 @@ def probe_with_stage_output(diag, scale, make_state):
     return probes[0]
 
 
-def test_state_errors_of_a_known_offset(diag):
-    """An S1 state equal to the ground truth but 1 cm off along x, in every frame: position
-    error 1 cm, rotation and velocity error 0."""
-    def exact_plus_1cm(probe):
-        state = probe.targets["S1"][probe._batch].clone()
-        state[..., 6] += 0.01
-        return state
+def offset_state(target, rows_from=0):
+    """``target`` (B, N, n, 9) with each node turned 10 degrees about z (world frame) and
+    moved 1 mm along x per row after ``rows_from``: position error 0.1 cm x its row,
+    velocity error 0.1 cm x 60 fps = 6 cm/s, rotation error 10 degrees."""
+    from scipy.spatial.transform import Rotation
 
-    probe = probe_with_stage_output(diag, "S1", exact_plus_1cm)
+    from mage.core.rotations import matrix_to_rot6d
+
+    turn = torch.as_tensor(Rotation.from_euler("z", 10, degrees=True).as_matrix(), dtype=target.dtype)
+    state = target.clone()
+    state[..., :6] = matrix_to_rot6d(turn @ rot6d_to_matrix(target[..., :6]))
+    steps = (torch.arange(target.shape[1], dtype=target.dtype) - rows_from).clamp(min=0)
+    state[..., 6] += 0.001 * steps[None, :, None]
+    return state
+
+
+def test_state_errors_of_a_known_offset(diag):
+    probe = probe_with_stage_output(diag, "S1", lambda probe: offset_state(probe.targets["S1"][probe._batch]))
     s1 = probe.summary()["S1"]
-    assert s1["position_cm"] == pytest.approx(1.0, abs=1e-4)
-    assert s1["rotation_deg"] == pytest.approx(0.0, abs=0.05)  # float32 Gram-Schmidt round trip
-    assert s1["velocity_cm_s"] == pytest.approx(0.0, abs=1e-3)
+    assert s1["position_cm"] == pytest.approx(0.1 * 7.5, abs=1e-3)  # mean of rows 0..15
+    assert s1["velocity_cm_s"] == pytest.approx(6.0, abs=1e-3)
+    assert s1["rotation_deg"] == pytest.approx(10.0, abs=0.05)
+    assert s1["windows"] == len(window_starts(40, 16, 4))
     assert probe.summary()["S2"]["position_cm"] > 1.0  # an untrained S2 is far off
+
+
+def test_a_short_clips_padding_is_not_scored(diag):
+    """A 10-row clip is one window with 6 padded rows in front: only rows 6..15 count, and
+    an offset that starts after the padding is measured in full."""
+    model, rec = small_model(), clip(10)
+    probes = []
+    model.net.stages["S1"].register_forward_hook(
+        lambda m, a, out: (out[0], offset_state(probes[0].targets["S1"][probes[0]._batch], rows_from=6)))
+    probes.append(diag.StageProbe(model, fps=60.0))
+    probes[0].set_clip(rec)
+    predict_sequence(model, rec.condition, "offline", seed=0)
+    s1 = probes[0].summary()["S1"]
+    assert s1["position_cm"] == pytest.approx(0.1 * 4.5, abs=1e-3)  # mean of 0..9 mm
+    assert s1["velocity_cm_s"] == pytest.approx(6.0, abs=1e-3)
+
+
+def test_a_stage_never_scored_is_an_error(diag):
+    model, rec = small_model(), clip(40)
+    probe = diag.StageProbe(model, fps=60.0, last_t=3)  # no DDIM step of the config is at t = 3
+    probe.set_clip(rec)
+    predict_sequence(model, rec.condition, "offline", seed=0)
+    with pytest.raises(RuntimeError, match="never scored"):
+        probe.summary()
 
 
 def test_a_window_not_of_the_clip_is_refused(diag):
@@ -124,24 +158,30 @@ def test_a_window_not_of_the_clip_is_refused(diag):
         predict_sequence(model, clip(40, seed=2).condition, "offline", seed=0)
 
 
-@pytest.mark.parametrize("T", [200, 97])
-def test_seam_rows_are_the_rows_two_windows_share(T):
-    seam_rows = load("per_joint").seam_rows
-    blend, inside = seam_rows(T, 48)
+@pytest.mark.parametrize("T", [200, 97, 40])
+def test_blending_jerk_falls_on_seam_rows_only(T):
+    """Windows that each predict a different constant: every jerk of the blended offline
+    output comes from blending, so it must all fall on the seam rows."""
+    seam, inside = load("per_joint").seam_jerk_rows(T, 48)
+    assert seam.shape == inside.shape == (T - 3,) and not (seam & inside).any()
+    if T <= 48:  # one window, nothing blended
+        assert inside.all()
+        return
     starts = window_starts(T, 48, 12)
     weights = blend_weights(starts, 48, 12)
-    covering = torch.zeros(T)
-    for s, w in zip(starts, weights):
-        covering[s:s + 48] += (w > 0).double()
-    regular = torch.arange(T) < starts[-2] + 12
-    assert torch.equal(blend, regular & (covering >= 2))
-    assert torch.equal(inside, regular & (covering == 1))
+    out = torch.zeros(T, dtype=torch.float64)
+    for k, (s, w) in enumerate(zip(starts, weights)):
+        out[s:s + 48] += w * float(k + 1) ** 2  # window k predicts (k + 1)^2
+    jerk = out.diff(n=3).abs()
+    assert jerk[inside].max() < 1e-12
+    assert jerk[seam].sum() > 1.0
 
 
 def test_final_output_pooled_to_the_previous_scale_is_scored(diag):
     """A final stage that outputs the true pose has no error at the S2 nodes."""
     probe = probe_with_stage_output(diag, "S3", lambda probe: probe.x0_windows[probe._batch])
     final = probe.summary()["S3@S2"]
+    assert final["windows"] == len(window_starts(40, 16, 4))
     assert final["position_cm"] == pytest.approx(0.0, abs=1e-4)
     assert final["velocity_cm_s"] == pytest.approx(0.0, abs=1e-3)
     assert final["rotation_deg"] == pytest.approx(0.0, abs=0.05)

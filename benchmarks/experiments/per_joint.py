@@ -11,12 +11,12 @@ local rotation is more than 2.5 rad from the identity (a twist convention near 1
 shows up there). Also per joint, the position error (cm) of the prediction placed by the
 tracked head as the protocol places it (``mage.evaluate.protocol.place_prediction``), and
 L-PE by source (``mage.data.build.source_of``: bandai_namco, cmu_hdm05, mocap, ...): where does L-PE
-differ? And where does jitter differ: per joint, the velocity error (cm/s, as
-``mage.evaluate.metrics.mpjve``) and the jitter (10^2 m/s^3, as ``metrics.jitter``) of the
-placed prediction and of the ground truth; over all joints, the jitter of the frames an
-offline prediction blends from two windows (``mage.inference.sequence.window_starts``:
-each start's first N // 4 rows) against the other frames (a clip's last, end-aligned window
-is left out): is the extra jitter at the seams or inside the windows?
+differ? And where does jitter differ: per joint, the velocity error (cm/s, the formula of
+``mage.evaluate.metrics.mpjve``) and the jitter (10^2 m/s^3, the formula of
+``metrics.jitter``) of the placed prediction and of the ground truth, averaged over all
+frames (frame-weighted; the tables average each clip equally); over all joints, the jitter
+of the jerk rows that touch a frame blended from two offline windows against the other rows
+(:func:`seam_jerk_rows`): is the extra jitter at the seams or inside the windows?
 Writes ``OUT/<name>.json`` and ``.md``.
 """
 
@@ -38,23 +38,25 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def seam_rows(T: int, window: int) -> tuple:
-    """Boolean masks (T,) of the offline prediction's blended rows (each window start's
-    first ``window // 4`` rows after the first window) and of the other rows, both before
-    the last start (whose end-aligned window has its own, shorter stride)."""
+def seam_jerk_rows(T: int, window: int) -> tuple:
+    """Boolean masks (T - 3,) over the jerk rows of an offline prediction of T rows (jerk
+    row t spans frames t..t+3): (seam, inside) = the rows that touch a frame blended from
+    two windows (more than one window has a non-zero weight there,
+    ``mage.inference.sequence.blend_weights``), and the rows that touch none."""
     import torch
 
-    from mage.inference.sequence import window_starts
+    from mage.inference.sequence import blend_weights, window_starts
 
-    overlap = window // 4
-    starts = window_starts(T, window, overlap)
-    blend, inside = torch.zeros(T, dtype=torch.bool), torch.zeros(T, dtype=torch.bool)
-    if len(starts) < 3:
-        return blend, inside
-    inside[:starts[-2] + overlap] = True  # the regular stride: starts[i] = i * (window - overlap)
-    for s in starts[1:-1]:
-        blend[s:s + overlap] = True
-    return blend, inside & ~blend
+    if T < 4:
+        return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.bool)
+    covering = torch.zeros(T)
+    if T > window:  # a shorter clip is one (front-padded) window
+        overlap = window // 4
+        starts = window_starts(T, window, overlap)
+        for s, w in zip(starts, blend_weights(starts, window, overlap)):
+            covering[s:s + window] += (w > 0).float()
+    seam = (covering >= 2).unfold(0, 4, 1).any(-1)
+    return seam, ~seam
 
 
 def per_joint(model, dataset, ids) -> dict[str, list[float]]:
@@ -108,9 +110,7 @@ def per_joint(model, dataset, ids) -> dict[str, list[float]]:
         jit += j_pred.sum(0)
         gt_jit += j_gt.sum(0)
         vel_frames, jerk_frames = vel_frames + gt.shape[0] - 1, jerk_frames + j_pred.shape[0]
-        blend, inside = seam_rows(gt.shape[0], model.window)
-        for name, rows in (("blend", blend), ("inside", inside)):
-            rows = rows[1:-2]  # jerk row t spans frames t..t+3: attribute it to t+1
+        for name, rows in zip(("blend", "inside"), seam_jerk_rows(gt.shape[0], model.window)):
             for key, j in ((name, j_pred), ("gt_" + name, j_gt)):
                 seams[key][0] += float(j.mean(-1)[rows].sum())
                 seams[key][1] += int(rows.sum())
@@ -164,7 +164,8 @@ def main(argv=None) -> int:
     for source, n in first["clips_by_source"].items():
         lines.append(f"| {source} | {n} | " + " | ".join(
             f"{results[v]['l_pe_by_source'][source]:.2f}" for v in args.variants) + " |")
-    lines += ["", "Velocity error (cm/s) / jitter (10^2 m/s^3) per joint of the placed prediction:", "",
+    lines += ["", "Velocity error (cm/s) / jitter (10^2 m/s^3) per joint of the placed prediction, averaged over "
+              "all frames (frame-weighted; the tables average each clip equally):", "",
               "| joint | " + " | ".join(args.variants) + " | GT jitter |", "|---" * (2 + len(args.variants)) + "|"]
     for j in range(22):
         lines.append(f"| {SMPL22_JOINT_NAMES[j]} | " + " | ".join(
@@ -173,8 +174,9 @@ def main(argv=None) -> int:
     lines.append("| mean of 22 | " + " | ".join(
         f"{sum(results[v]['velocity_error']) / 22:.2f} / {sum(results[v]['jitter']) / 22:.2f}"
         for v in args.variants) + f" | {sum(first['gt_jitter']) / 22:.2f} |")
-    lines += ["", "Jitter (10^2 m/s^3, mean over joints) of the rows blended from two offline windows "
-              "against the other rows (the ground truth's on the same rows in brackets):", "",
+    lines += ["", "Jitter (10^2 m/s^3, mean over joints, frame-weighted) of the jerk rows that touch a frame "
+              "blended from two offline windows against the other rows (the ground truth's on the same rows "
+              "in brackets):", "",
               "| rows | " + " | ".join(args.variants) + " |", "|---" * (1 + len(args.variants)) + "|"]
     for rows in ("blend", "inside"):
         lines.append(f"| {rows} | " + " | ".join(

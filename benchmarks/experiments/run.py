@@ -33,7 +33,8 @@ from common import (  # noqa: E402
     finished_run,
     run_benchmark,
     train_or_resume,
-    write_json_and_markdown,
+    write_json,
+    write_markdown,
 )
 
 # name -> (description, model overrides on top of --preset, training overrides).
@@ -332,6 +333,7 @@ def write_report(records: list[dict], args) -> None:
     doc = {"benchmark": args.name, "data": args.data, "base_preset": args.preset,
            "max_steps": args.max_steps, "batch_size": args.batch_size, "machine": machine,
            "summary": summary, "runs": records, "note": _note(args, out)}
+    write_json(out, args.name, doc)  # before the plots: a plotting failure keeps the numbers
     pngs = plot(records, summary, out, args.name) if records else []
     units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
     lines = [f"# Experiments: {args.name}", ""] + ([f"**Note.** {doc['note']}", ""] if doc["note"] else []) + [
@@ -370,7 +372,7 @@ def write_report(records: list[dict], args) -> None:
             lines += [f"- `{v}`: " + ", ".join(f"{k} {x:+.1f}%" for k, x in r.items()) for v, r in crel.items()]
         lines.append("")
     lines += [f"![{p}]({p})" for p in pngs]
-    write_json_and_markdown(out, args.name, doc, lines)
+    write_markdown(out, args.name, lines)
 
 
 def main(argv=None) -> int:

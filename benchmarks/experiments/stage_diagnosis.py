@@ -11,7 +11,11 @@ For each finished gradual run (``RUNS/<variant>/final``), offline seed 0 on ever
   target of its loss, ``mage.model.losses.pooled_targets``): node position error (cm; a
   node's position is its joints' centroid relative to the pelvis) and rotation error
   (degrees, geodesic, of the node's proximal joint's world rotation), and node velocity
-  error (cm/s, frame-to-frame differences within a window: is the state smooth?).
+  error (cm/s, frame-to-frame differences within a window: is the state smooth?). Each
+  window is averaged over its rows (a short clip's front padding left out; rows two
+  windows share count in both) and each window counts once; the states are the raw
+  per-window outputs, before blending, relative to the pelvis: comparable between models,
+  not with the protocol's MPJVE.
   Also the seed spread: the mean distance (cm) between the joints (FK, pelvis at the
   origin) predicted from the initial noise of seed 0 and of seed 1. How much of the
   output is the noise?
@@ -87,17 +91,29 @@ class StageProbe:
             scored[f"S3@{stages[-2]}"] = stages[-2]
         self.errors = {key: {**{k: torch.zeros(cfg.num_nodes(s), dtype=torch.float64) for k in STATE_ERRORS},
                              "windows": 0} for key, s in scored.items()}
-        self.windows_cond = self.targets = self.x0_windows = None
+        self.windows_cond = self.targets = self.x0_windows = self.valid_rows = None
         self._batch = self._t = None
-        self._handles = [model.net.register_forward_pre_hook(self._on_call)]
-        for k, scale in enumerate(stages):
-            stage = model.net.stages[scale]
-            if k and stages[k - 1] in self.oracle:
-                self._handles.append(stage.register_forward_pre_hook(self._substitute(stages[k - 1]), with_kwargs=True))
-            if scale != "S3":
-                self._handles.append(stage.register_forward_hook(self._score(scale)))
-            elif k:
-                self._handles.append(stage.register_forward_hook(self._score(stages[k - 1], final=True)))
+        self._handles = []
+        try:
+            self._handles.append(model.net.register_forward_pre_hook(self._on_call))
+            for k, scale in enumerate(stages):
+                stage = model.net.stages[scale]
+                if k and stages[k - 1] in self.oracle:
+                    self._handles.append(stage.register_forward_pre_hook(self._substitute(stages[k - 1]),
+                                                                         with_kwargs=True))
+                if scale != "S3":
+                    self._handles.append(stage.register_forward_hook(self._score(scale)))
+                elif k:
+                    self._handles.append(stage.register_forward_hook(self._score(stages[k - 1], final=True)))
+        except Exception:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def close(self) -> None:
         for h in self._handles:
@@ -105,7 +121,8 @@ class StageProbe:
 
     def set_clip(self, rec) -> None:
         """The ground truth of ``rec``'s offline windows: normalised conditions (W, N, 54),
-        local 6D rotations (W, N, 22, 6) and pooled targets {scale: (W, N, n, 9)}."""
+        local 6D rotations (W, N, 22, 6), pooled targets {scale: (W, N, n, 9)} and the
+        rows scored (W, N) (a short clip's front padding is not), on the model's device."""
         from mage.inference.sequence import window_starts
         from mage.model.losses import pooled_targets
 
@@ -113,13 +130,18 @@ class StageProbe:
         cond = torch.as_tensor(rec.condition, dtype=torch.float32)
         x0 = torch.as_tensor(rec.rot6d, dtype=torch.float32)
         T = cond.shape[0]
+        valid = torch.ones(N, dtype=torch.bool)
         if T <= N:  # predict_sequence front-pads a short clip with its first row
             cond = torch.cat([cond[:1].expand(N - T, -1), cond])
             x0 = torch.cat([x0[:1].expand(N - T, -1, -1), x0])
+            valid[:N - T] = False
             starts = [0]
         else:
             starts = window_starts(T, N, N // 4)
         idx = torch.tensor(starts)[:, None] + torch.arange(N)
+        device = next(self.model.parameters()).device
+        cond, x0, idx = cond.to(device), x0.to(device), idx.to(device)
+        self.valid_rows = valid.to(device).expand(len(starts), N)
         with torch.no_grad():
             self.windows_cond = self.model.normalize_condition(cond[idx])
             self.x0_windows = x0[idx]
@@ -159,13 +181,19 @@ class StageProbe:
                 fk = fk_of_6d(state, self.skeleton)
                 state = pool_nodes(fk.global_rotations, fk.positions, scale, self.hierarchy)
             target = self.targets[scale][self._batch].double()
+            rows = self.valid_rows[self._batch].double()[..., None]  # (B, N, 1)
+            pairs = rows[:, 1:] * rows[:, :-1]  # both rows of a velocity scored
+
+            def window_mean(values, weights):  # (B, N', n) -> per node, summed over windows
+                return ((values * weights).sum(1) / weights.sum(1)).sum(0)
+
             acc = self.errors[f"S3@{scale}" if final else scale]
-            acc["position_cm"] += (state[..., 6:] - target[..., 6:]).norm(dim=-1).mean(1).sum(0) * METERS_TO_CM
-            velocity_gap = (state[..., 6:] - target[..., 6:]).diff(dim=1) * self.fps  # (B, N-1, n, 3) m/s
-            acc["velocity_cm_s"] += velocity_gap.norm(dim=-1).mean(1).sum(0) * METERS_TO_CM
+            gap = state[..., 6:] - target[..., 6:]  # (B, N, n, 3) m
+            acc["position_cm"] += window_mean(gap.norm(dim=-1), rows) * METERS_TO_CM
+            acc["velocity_cm_s"] += window_mean((gap.diff(dim=1) * self.fps).norm(dim=-1), pairs) * METERS_TO_CM
             geo = roma.rotmat_geodesic_distance(rot.rot6d_to_matrix(state[..., :6]),
                                                 rot.rot6d_to_matrix(target[..., :6]))
-            acc["rotation_deg"] += geo.mean(1).sum(0) * (180.0 / math.pi)
+            acc["rotation_deg"] += window_mean(geo, rows) * (180.0 / math.pi)
             acc["windows"] += state.shape[0]
         return hook
 
@@ -174,7 +202,10 @@ class StageProbe:
         "windows": int, "per_node": {same keys: [n]}}}."""
         out = {}
         for scale, acc in self.errors.items():
-            per_node = {k: (acc[k] / max(acc["windows"], 1)).tolist() for k in STATE_ERRORS}
+            if not acc["windows"]:
+                raise RuntimeError(f"StageProbe: {scale} was never scored: no network call at timestep "
+                                   f"{self.last_t} (was the clip sampled with the probed model's own config?)")
+            per_node = {k: (acc[k] / acc["windows"]).tolist() for k in STATE_ERRORS}
             out[scale] = {**{k: sum(v) / len(v) for k, v in per_node.items()},
                           "windows": acc["windows"], "per_node": per_node}
         return out
@@ -207,12 +238,9 @@ def diagnose(model, dataset, every: int, oracle: tuple[str, ...] = (), seed: int
     from mage.evaluate.protocol import evaluate
     from mage.inference.sequence import model_predict_fn
 
-    probe = StageProbe(model, dataset.fps, oracle)
-    try:
+    with StageProbe(model, dataset.fps, oracle) as probe:
         result = evaluate(model_predict_fn(model, "offline", None, seed), _ProbedSubset(dataset, every, probe),
                           "test", method="m", seed=seed, progress=False)
-    finally:
-        probe.close()
     return {"metrics": {k: result.metrics[k] for k in HEADLINE}, "stages": probe.summary()}
 
 
@@ -251,22 +279,24 @@ def label(oracle: tuple[str, ...]) -> str:
 
 
 def write_report(args, results: dict, clips: int) -> None:
+    order = ("S0", "S1", "S2", "S3@S0", "S3@S1", "S3@S2")  # every key a StageProbe can score
+    scored = [k for k in order if any(k in r["stages"] for by in results.values() for r in by.values())]
     lines = [f"# Stage diagnosis: {args.name}", "",
              f"`python benchmarks/experiments/stage_diagnosis.py` on `{args.data}` (every {args.every}th test "
              f"clip, {clips} clips), runs in `{args.runs}`, offline seed 0. `oracle Sk`: the stage after Sk "
              "reads the ground-truth pooled Sk state instead of Sk's prediction (F_rec; the latent F unchanged). "
              "Stage errors: each coarse stage's decoded state at the last DDIM step against the pooled ground "
              "truth, mean over nodes (position: centroid relative to the pelvis, cm; rotation: geodesic, deg; "
-             "velocity: cm/s). S3@S2: the final stage's 22-joint output pooled to the S2 nodes, scored the same "
-             "way.", "",
-             "| run | condition | " + " | ".join(HEADLINE)
-             + " | S1 pos / rot / vel | S2 pos / rot / vel | S3@S2 pos / rot / vel | seed spread (cm) |",
-             "|---" * (6 + len(HEADLINE)) + "|"]
+             "velocity: cm/s; each window averaged over its rows, before blending: comparable between models, not "
+             "with the MPJVE column). S3@Sk: the final stage's 22-joint output pooled to the nodes of the stage "
+             "before it, scored the same way.", "",
+             "| run | condition | " + " | ".join(HEADLINE) + " | "
+             + " | ".join(f"{k} pos / rot / vel" for k in scored) + " | seed spread (cm) |",
+             "|---" * (3 + len(scored) + len(HEADLINE)) + "|"]
     for run, by_condition in results.items():
         for cond, r in by_condition.items():
             st = r["stages"]
-            cells = [" / ".join(f"{st[s][k]:.2f}" for k in STATE_ERRORS) if s in st else "-"
-                     for s in ("S1", "S2", "S3@S2")]
+            cells = [" / ".join(f"{st[s][k]:.2f}" for k in STATE_ERRORS) if s in st else "-" for s in scored]
             lines.append(f"| {run} | {cond} | " + " | ".join(f"{r['metrics'][k]:.2f}" for k in HEADLINE)
                          + " | " + " | ".join(cells)
                          + (f" | {r['seed_spread_cm']:.2f} |" if "seed_spread_cm" in r else " | |"))
