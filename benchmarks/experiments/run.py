@@ -64,6 +64,11 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     # node; if supervising the first 2 blocks with it is why MAGE is jitterier than S2+S3,
     # the same network without the S1 loss closes at least half of MAGE's offline MPJVE and
     # jitter gaps to S2+S3 (mean of 2 seeds).
+    # Its rule in the reverse cross-source setting, written before those runs
+    # (cross_bandai_to_permissive_plateau: trained on Bandai, 4000 steps, scored on the
+    # unseen CMU + HDM05 clips, where MAGE's H-PE is worse than S3's on both seeds): if the
+    # 6-node target is also why, this variant removes at least half of MAGE's H-PE gap to
+    # S3 there (mean of 2 seeds).
     "mage-no-s1-loss": ("MAGE without the S1 stage's loss (S1 weight 0)",
                         {**RECIPE, "stage_loss_weights": {"S0": 0.5, "S1": 0.0, "S2": 0.5, "S3": 1.0}}, {}),
 }
