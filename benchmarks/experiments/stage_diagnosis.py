@@ -51,6 +51,13 @@ METERS_TO_CM = 100.0
 MATCH_TOLERANCE = 1e-5
 
 
+def state_reading_scales(model) -> list[str]:
+    """The coarse scales whose decoded state the next stage embeds (F_rec), coarse to fine:
+    the ones an oracle can replace."""
+    stages = list(model.net.stages)
+    return [s for k, s in enumerate(stages[:-1]) if model.net.stages[stages[k + 1]].rec_embed is not None]
+
+
 class StageProbe:
     """Hooks on a gradual ``MageModel`` that score its coarse stages and can replace the
     state a stage hands to the next one by the ground truth (offline prediction only).
@@ -78,8 +85,7 @@ class StageProbe:
             raise ValueError("StageProbe: a gradual model is needed (its stages run in one call)")
         stages = list(model.net.stages)
         for scale in oracle:
-            k = stages.index(scale) if scale in stages else -1
-            if k < 0 or k == len(stages) - 1 or model.net.stages[stages[k + 1]].rec_embed is None:
+            if scale not in state_reading_scales(model):
                 raise ValueError(f"oracle: the stage after {scale!r} does not read its state (F_rec)")
         self.model, self.oracle, self.stages = model, tuple(oracle), stages
         self.hierarchy, self.skeleton = cfg.hierarchy(), Skeleton.smpl22()
@@ -262,9 +268,9 @@ def seed_spread(model, dataset, every: int) -> float:
 
 def conditions(model) -> list[tuple[str, ...]]:
     """plain, then one oracle per coarse stage whose state the next stage embeds, then all."""
-    stages = list(model.net.stages)
-    single = [(s,) for k, s in enumerate(stages[:-1]) if model.net.stages[stages[k + 1]].rec_embed is not None]
-    both = (tuple(s for (s,) in single),) if len(single) > 1 else ()
+    scales = state_reading_scales(model)
+    single = [(s,) for s in scales]
+    both = (tuple(scales),) if len(scales) > 1 else ()
     return [(), *single, *both]
 
 
