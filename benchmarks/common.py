@@ -1,11 +1,11 @@
-"""What the benchmarks share: one budget for every variant, train-or-resume, cached
-held-out scoring of checkpoints, the rule that picks the online consistency lambda, and
-the timing of streamed frames, the arguments of an analysis of finished runs, and the
-atomic JSON + Markdown report.
+"""What the benchmarks and the research studies share: one budget for every variant,
+train-or-resume, cached held-out scoring of checkpoints, the rule that picks the online
+consistency lambda, the timing of streamed frames, the arguments of an analysis of
+finished runs, and the atomic JSON + Markdown report.
 
-Imported by the ``run.py`` of ``benchmarks/cmu_mini``, ``experiments``, ``bundled_models``,
-``recipe_ablation``, ``latency`` and ``gpu_check``, and by ``experiments/per_joint.py`` and
-``experiments/stage_diagnosis.py`` (they put this folder on ``sys.path``).
+Imported as ``benchmarks.common`` by the engineering benchmarks (``benchmarks.<name>.run``)
+and by the studies under ``research/``; both run as modules from the repository root
+(``python -m benchmarks.latency.run``), so no script changes the import path.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def finished_run(runs: str | Path, variant: str, seed: int) -> tuple[Path, dict 
 
 def train_or_resume(config, data: str | Path, run_dir: Path) -> tuple[Path, float]:
     """Train ``config`` into ``run_dir`` (resuming a killed run); (final folder, seconds)."""
-    from mage.train.checkpoints import latest_checkpoint
+    from mage.model.checkpoint_paths import latest_checkpoint
     from mage.train.run import train
 
     t0 = time.perf_counter()
@@ -140,7 +140,7 @@ def model_tag(name: str) -> str:
     """Cache tag of a checkpoint: its name plus the fingerprint of its weights and its
     config.json (which holds the sampling settings: DDIM steps, eta, initial noise scale),
     so a checkpoint whose sampling was edited is scored afresh."""
-    from mage.inference.pretrained import resolve_checkpoint
+    from mage.model.checkpoint_paths import resolve_checkpoint
 
     folder = resolve_checkpoint(name)
     return f"{Path(name).name if Path(name).exists() else name.replace('/', '_')}-" \
@@ -169,9 +169,10 @@ def run_eval(key: str, cache: Path, fn) -> dict:
 def online_predictor(model, consistency: float):
     """predict_fn (mage.evaluate.protocol) of the online mode, seed 0, with a given
     consistency lambda."""
+    from mage.inference.options import SamplingOptions
     from mage.inference.sequence import model_predict_fn
 
-    return model_predict_fn(model, "online", None, 0, consistency)
+    return model_predict_fn(model, SamplingOptions("online", seed=0, consistency=consistency))
 
 
 # The data issue's online jitter target (x the ground truth's), which the lambda rule aims at.
@@ -257,17 +258,17 @@ def time_pushes(streamer, frames, rate: float) -> dict:
             "max": max(times), "mean": statistics.fmean(times), "frames": len(times)}
 
 
-def finished_runs_parser(doc: str, name: str, every: int) -> argparse.ArgumentParser:
+def finished_runs_parser(doc: str, name: str, every: int, out: Path) -> argparse.ArgumentParser:
     """The arguments of an analysis of finished experiment runs (``RUNS/<variant>/final``)
-    on every ``--every``-th test clip: --data, --runs, --variants, --every, --name, --out,
-    --threads."""
+    on every ``--every``-th test clip: --data, --runs, --variants, --every, --name, --out
+    (default ``out``, the study's results folder), --threads."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT / "data" / "full"))
     p.add_argument("--runs", required=True, help="experiment runs folder (runs/NAME)")
     p.add_argument("--variants", nargs="+", required=True, help="run folders, e.g. mage_seed0")
     p.add_argument("--every", type=int, default=every, help="every k-th test clip")
     p.add_argument("--name", default=name)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--out", default=str(out))
     p.add_argument("--threads", type=int, default=1)
     return p
 

@@ -19,46 +19,40 @@ import asyncio
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
+from websockets.asyncio.client import connect
+
+from mage.core import Tracking
+from mage.data.io import load_motion
+from mage.demo.synthetic import MIN_DURATION_S, synthetic_tracking
+from mage.inference.device import DeviceConfig
+from mage.inference.tracking_log import TrackingFrame, read_tracking_log
 
 
 def synthetic_frames(num_frames: int, frame: str = "zup") -> list[dict]:
     """The built-in SYNTHETIC demo walk (mage.demo.synthetic) as device-pose dicts in ``frame``."""
-    from mage.demo.synthetic import MIN_DURATION_S, synthetic_tracking
-
     tracking, _ = synthetic_tracking(duration_s=max(MIN_DURATION_S, num_frames / 60 + 0.1), fps=60)
     return tracking_frames(tracking[:num_frames], frame)
 
 
 def tracking_frames(tracking, frame: str) -> list[dict]:
-    from mage.inference.device import DeviceConfig
-    from mage.inference.tracking_log import TrackingFrame
-
     P, Q = DeviceConfig(frame).to_devices(tracking.rotations, tracking.positions)
     return [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / tracking.fps).to_dict()
             for i in range(tracking.num_frames)]
 
 
 def file_frames(path: str, frame: str) -> list[dict]:
-    from pathlib import Path
-
-    from mage.inference.tracking_log import TrackingFrame, read_tracking_log
-
     if Path(path).suffix.lower() in (".csv", ".json"):
         log = read_tracking_log(path)  # sent as recorded (native frame, own timestamps)
         return [TrackingFrame(p, q, float(t)).to_dict()
                 for t, p, q in zip(log.timestamps, log.positions, log.quaternions)]
-    from mage.core import Tracking
-    from mage.data.io import load_motion
-
     return tracking_frames(Tracking.from_motion(load_motion(path).resample(60)), frame)
 
 
 async def stream(url: str, frames: list[dict], rate: float = 60.0) -> dict:
     """Send ``frames`` one by one (awaiting each reply) -> latency summary + server stats."""
-    from websockets.asyncio.client import connect
-
     latencies, compute, errors = [], [], []
     async with connect(url) as ws:
         start = time.perf_counter()

@@ -182,7 +182,7 @@ def test_cmu_bvh_names_in_cmu_units_are_detected_and_scaled(tmp_path):
     """A file with the CMU BVH release's names whose lengths are CMU units (1/0.45 inch)."""
     import re
 
-    from mage.data.retarget import load_rig
+    from mage.data.rig_map import load_rig
 
     unit = 0.0254 / 0.45
     sk = Skeleton.smpl22()

@@ -34,6 +34,9 @@ BAD_ARGUMENTS = [  # (argv, text the error line must contain); run before any he
     (["predict", "--input", "IN.bvh", "-o", "x.npz", "--threads", "0"], "--threads: must be >= 1"),
     (["predict", "--input", "IN.bvh", "-o", "FILE/x.npz"], "FILE is a file, not a folder"),
     (["predict", "--input", "IN.bvh", "-o", "x.npz", "--consistency", "1"], "--consistency: expected a lambda"),
+    (["predict", "--input", "IN.bvh", "-o", "x.npz", "--batch-size", "0"], "--batch-size: must be >= 1, got 0"),
+    (["predict", "--input", "IN.bvh", "-o", "x.npz", "--overlap", "-1"], "--overlap: must be >= 0"),
+    (["serve", "--steps", "0"], "--steps: expected a positive number of DDIM steps, got 0"),
     (["serve", "--consistency", "-0.1"], "--consistency: expected a lambda in [0, 1)"),
     (["export", "--onnx", "x.txt"], "x.txt: unknown ONNX type"),
     (["export", "--onnx", "x.onnx", "--ckpt", "no/such/run"], "no/such/run"),
@@ -48,6 +51,12 @@ BAD_ARGUMENTS = [  # (argv, text the error line must contain); run before any he
     (["eval", "--data", ".", "--out", "report", "--consistency", "2"], "--consistency: expected a lambda"),
     (["serve", "--onnx", "missing.onnx"], "missing.onnx: ONNX file not found"),
     (["model", "info", "no-such-model"], "no-such-model"),
+    # sample:NAME (the clips shipped with the package): an unknown name lists the samples
+    (["demo", "--input", "sample:jog"],
+     "sample:jog: unknown sample; samples: sample:walk, sample:run, sample:jump, sample:reach"),
+    (["predict", "--input", "sample:", "-o", "x.npz"], "sample:: unknown sample; samples: sample:walk"),
+    (["render", "sample:walk", "--gt", "sample:Walk", "-o", "x.mp4"], "sample:Walk: unknown sample"),
+    (["view", "sample:jog", "--no-browser"], "sample:jog: unknown sample"),
 ]
 
 

@@ -1,15 +1,16 @@
-"""The rule (benchmarks/common.py) that picks the online consistency on val, and the
+"""The rule (benchmarks.common) that picks the online consistency on val, and the
 bundled-model benchmark's online jitter target it aims at."""
 
-from benchmark_helpers import benchmarks_common, load_benchmark
+from benchmarks.bundled_models.run import TARGETS
+from benchmarks.common import choose_consistency, sweep_until_chosen
 
 
 def _rule():
-    return benchmarks_common().choose_consistency, load_benchmark("bundled_models").TARGETS["jitter_ratio_online"]
+    return choose_consistency, TARGETS["jitter_ratio_online"]
 
 
 def _lazy():
-    return benchmarks_common().sweep_until_chosen
+    return sweep_until_chosen
 
 
 def test_smallest_lambda_meeting_the_jitter_target_else_the_smoothest():

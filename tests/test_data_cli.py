@@ -116,6 +116,36 @@ def test_recipe_source_resolves_from_cwd_or_repository(tmp_path, monkeypatch):
     assert get_recipe("cmu-mini").test_subjects == ("03", "06", "07")
 
 
+def test_recipe_without_its_source_says_what_to_get_in_one_line(tmp_path, monkeypatch, capsys):
+    """Issue #28: `mage data build --recipe` on a fresh install (no ../shared) named only a
+    machine path, twice. Now: one line, each place looked in once, the data the recipe
+    needs, where to get it, the layout, and how to point at it."""
+    import dataclasses
+    from pathlib import Path
+
+    from mage.data import recipes
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # "../x" from here and from the repository are one place
+    monkeypatch.setenv(recipes.DATA_CACHE_ENV, str(tmp_path / "cache"))
+    missing = dataclasses.replace(recipes.RECIPES["cmu-mini"], default_source="../no-such-shared/data/mocap")
+    monkeypatch.setitem(recipes.RECIPES, "cmu-mini", missing)
+    assert main(["data", "build", "--recipe", "cmu-mini", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mage: error: recipe 'cmu-mini': source folder mocap not found")
+    assert err.count("no-such-shared") == 1 and str(tmp_path / "cache" / "mocap") in err
+    for text in ("mocap.cs.cmu.edu", "cmu_asfamc/NN/NN.asf + NN_TT.amc", "$MAGE_DATA_CACHE/mocap", "--source DIR"):
+        assert text in err, text
+
+    # a data-cache source of a multi-source recipe: the archive's layout, no --source
+    rec = recipes.Recipe("t", "", sources=(recipes.PERMISSIVE_SOURCES[1],))
+    with pytest.raises(FileNotFoundError) as exc:
+        rec.resolve_sources()
+    message = str(exc.value)
+    assert "hdm05_cut_asfamc/" in message and "$MAGE_DATA_CACHE/cmu_hdm05" in message
+    assert "--source" not in message and "\n" not in message
+
+
 def test_build_amass_protocol1_follows_the_published_lists(tmp_path, smplh_model_file, capsys):
     # An AMASS root with the real folder layout; the lists split subject 01 across train and
     # test, so a subject-based split could not produce this manifest.

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -16,15 +14,11 @@ from test_amass import write_amass_npz
 from mage.core.motion import Motion
 from mage.core.tracking import Tracking
 from mage.data.amass import load_amass
-from mage.data.build import (
-    build_dataset,
-    choose_test_subjects,
-    discover,
-    normalise_subject,
-    subject_of,
-)
+from mage.data.build import build_dataset, choose_test_subjects
 from mage.data.dataset import ProcessedDataset, record_to_motion
+from mage.data.discover import discover
 from mage.data.recipes import compare_trajectories
+from mage.data.sequence_ids import normalise_subject, subject_of
 
 QUIET = {"progress": False, "log": lambda s: None}
 
@@ -173,8 +167,8 @@ def test_dispatch_by_extension_and_subjects_across_formats(tmp_path, monkeypatch
             return m
         return load
 
-    monkeypatch.setitem(sys.modules, "mage.data.bvh", types.SimpleNamespace(load_bvh=fake("bvh")))
-    monkeypatch.setitem(sys.modules, "mage.data.asfamc", types.SimpleNamespace(load_asfamc=fake("amc")))
+    monkeypatch.setattr("mage.data.io.load_bvh", fake("bvh"))
+    monkeypatch.setattr("mage.data.io.load_asfamc", fake("amc"))
     src = tmp_path / "mocap"
     for rel in ("cmu_asfamc/02/02_01.amc", "cmu_asfamc/02/02.asf", "cmu_cc3_bvh/002/002_01.bvh",
                 "cmu_cc3_bvh/007/007_01.bvh", "cmu_asfamc/01/01_01.amc"):

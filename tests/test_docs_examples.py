@@ -83,16 +83,34 @@ ALL = help_examples() + doc_examples()
 
 
 def test_examples_were_found():
+    """Every `--help` shows examples (issue #28: the data, model and env sub-commands had none)."""
     where = {w for w, _ in ALL}
     for prog in ("mage", "mage predict", "mage serve", "mage export", "mage train", "mage eval",
-                 "mage demo", "mage render", "mage view", "mage model"):
+                 "mage demo", "mage render", "mage view", "mage model", "mage model list", "mage model info",
+                 "mage data", "mage data import", "mage data export", "mage data info", "mage data build",
+                 "mage env"):
         assert prog in where, f"`{prog} --help` shows no example"
+    for parser in _subparsers(build_parser()):  # and any command added later
+        assert parser.prog in where, f"`{parser.prog} --help` shows no example"
     assert "README.md" in where and "stream_client.py" in where
+
+
+def test_help_examples_use_the_bundled_samples():
+    """An example that reads a motion file names one a new user has (sample:NAME), not a
+    walk.bvh nobody ships; every sample named exists."""
+    from mage.data.samples import PREFIX, sample_names
+
+    lines = [line for _, line in help_examples()]
+    assert not [line for line in lines if re.search(r"(?<![/\w])walk\.bvh\b", line.split(" -o ")[0])]
+    used = {arg[len(PREFIX):] for line in lines for arg in _strip(line) if arg.startswith(PREFIX)}
+    assert "walk" in used and used - {""} <= set(sample_names())
+    for prog in ("mage demo", "mage predict", "mage data import", "mage data info", "mage render", "mage view"):
+        assert any(PREFIX in line for p, line in help_examples() if p == prog), f"`{prog} --help`: no sample"
 
 
 def _check_names(argv: list[str]) -> None:
     """What parsing cannot see: the names an example uses exist."""
-    from mage.inference.pretrained import available_checkpoints
+    from mage.model.checkpoint_paths import available_checkpoints
     from mage.model.config import PRESET_DESCRIPTIONS
 
     def path_like(v):
@@ -142,14 +160,25 @@ def test_help_keeps_example_lines_apart():
                 f"{p.prog} --help runs commands together: {line!r}"
 
 
-CHEAP = ["model list", "model info"]
+# Examples that run in a second or two (the sample-based ones read the clips shipped with
+# the package); each runs in a temporary folder, and what it writes (-o / --out) must exist.
+CHEAP = ["model list", "model info", "env", "data info sample:", "data info sample:walk",
+         "data import sample:walk -o walk.npz", "data import sample:walk sample:run -o imported/",
+         "data export sample:walk -o walk.bvh", "view sample:walk sample:run --out clips.html --no-serve",
+         "predict --input sample:walk -o walk_pred.npz",
+         "predict --input sample:run -o run_pred.bvh --mode online --steps 4"]
 
 
 @pytest.mark.parametrize("line", CHEAP)
-def test_cheap_examples_run(line, capsys):
+def test_cheap_examples_run(line, capsys, tmp_path, monkeypatch):
     assert any(_strip(ex)[1:] == line.split() for _, ex in ALL), f"`mage {line}` is no longer an example"
-    assert main(line.split()) == 0
+    monkeypatch.chdir(tmp_path)
+    argv = line.split()
+    assert main(argv) == 0
     assert capsys.readouterr().out.strip()
+    for flag, value in zip(argv, argv[1:]):
+        if flag in ("-o", "--out"):
+            assert (tmp_path / value).exists(), f"`mage {line}` did not write {value}"
 
 
 def test_readme_python_blocks_run(tmp_path):

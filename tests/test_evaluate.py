@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_rotations
+
 from mage.core.kinematics import forward_kinematics
 from mage.core.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix, rotation_about_axis
 from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS, Skeleton
@@ -318,10 +318,10 @@ def test_cli_eval_checkpoint_with_seeds(tmp_path, monkeypatch, capsys):
 
     calls = []
 
-    def predict_sequence(model, cond, mode="offline", steps=None, seed=0, consistency=0.0):
-        calls.append((mode, steps, seed, consistency))
+    def predict_sequence(model, cond, options):
+        calls.append((options.mode, options.steps, options.seed, options.consistency))
         R = torch.eye(3).repeat(cond.shape[0], 22, 1, 1)
-        R[:, 1] = rotation_about_axis(0.1 * (seed + 1), "z")
+        R[:, 1] = rotation_about_axis(0.1 * (options.seed + 1), "z")
         return matrix_to_rot6d(R)  # (T, 22, 6)
 
     monkeypatch.setattr(sequence, "predict_sequence", predict_sequence)

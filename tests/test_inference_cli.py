@@ -12,9 +12,10 @@ from mage.core import Motion, Tracking
 from mage.core import rotations as rot
 from mage.inference import pretrained
 from mage.inference.device import DeviceConfig
+from mage.inference.options import SamplingOptions
 from mage.inference.tracking_log import TrackingLog, write_tracking_log
 from mage.inference.writers import motion_to_json, write_motion
-
+from mage.model import checkpoint_paths
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +105,8 @@ def test_load_pretrained_names_and_paths(ckpt, tmp_path, monkeypatch):
     shutil.copytree(ckpt, packaged / "demo")
     (packaged / "half").mkdir()
     (packaged / "half" / "config.json").write_text("{}")
-    monkeypatch.setattr(pretrained, "PACKAGED_DIR", packaged)
-    assert pretrained.available_checkpoints() == ["demo"]
+    monkeypatch.setattr(checkpoint_paths, "PACKAGED_DIR", packaged)
+    assert checkpoint_paths.available_checkpoints() == ["demo"]
     model = pretrained.load_pretrained("demo")
     assert model.window == 8 and not model.training
     assert pretrained.load_pretrained(str(ckpt)).window == 8
@@ -117,12 +118,18 @@ def test_load_pretrained_names_and_paths(ckpt, tmp_path, monkeypatch):
         pretrained.load_pretrained(str(tmp_path / "nowhere"))
 
 
-def test_cli_literal_choices_match_the_modules():
+def test_every_cli_choice_is_one_the_modules_accept(tmp_path):
+    """--frame and --format offer the torch-free names of mage.inference.options; the
+    modules that implement them accept every one."""
     from mage.cli import predict
-    from mage.inference.device import CONVENTIONS
-    from mage.inference.writers import FORMATS
+    from mage.inference.writers import format_from_path
 
-    assert predict.OUTPUT_FORMATS == FORMATS and predict.DEVICE_CONVENTIONS == CONVENTIONS
+    for convention in predict.CONVENTIONS:
+        assert DeviceConfig(convention).convention == convention
+    for fmt in predict.OUTPUT_FORMATS:
+        suffix = predict.OUTPUT_SUFFIXES[fmt]
+        assert predict.output_format(str(tmp_path / f"x{suffix}"), fmt) == fmt
+        assert format_from_path(f"x{suffix}") in predict.OUTPUT_FORMATS
 
 
 def test_predict_online_consistency_option_is_the_carry_over(ckpt, tmp_path, capsys):
@@ -140,7 +147,7 @@ def test_predict_online_consistency_option_is_the_carry_over(ckpt, tmp_path, cap
         assert main(["predict", "--ckpt", str(ckpt), "--input", str(src), "-o", str(out), "--mode", "online",
                      "--consistency", str(lam)]) == 0
         outputs[lam] = Motion.load(out).rotations
-        expected = predict_motion(model, tracking, "online", consistency=lam).rotations
+        expected = predict_motion(model, tracking, SamplingOptions("online", consistency=lam)).rotations
         torch.testing.assert_close(outputs[lam].float(), expected.float(), atol=1e-5, rtol=0)
     assert not torch.allclose(outputs[0.0], outputs[0.6])
     capsys.readouterr()

@@ -8,10 +8,12 @@ from inference_helpers import smooth_motion, tiny_model
 from mage.core import Tracking
 from mage.core import rotations as rot
 from mage.inference.device import DeviceConfig
+from mage.inference.options import SamplingOptions
 from mage.inference.sequence import predict_sequence
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
 from mage.model import MagePipeline
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -31,9 +33,9 @@ def _rotations(poses):
 def test_stream_equals_online_prediction(design):
     model = tiny_model(window=8, design=design)
     tracking = Tracking.from_motion(smooth_motion(20))
-    s = Streamer(model, seed=2)
+    s = Streamer(model, options=SamplingOptions(seed=2))
     poses = [s.push(f) for f in _frames(tracking)]
-    ref = rot.rot6d_to_matrix(predict_sequence(model, tracking.condition(), "online", seed=2).double())
+    ref = rot.rot6d_to_matrix(predict_sequence(model, tracking.condition(), SamplingOptions("online", seed=2)).double())
     assert torch.allclose(_rotations(poses)[1:], ref, atol=1e-5)
     assert [p.index for p in poses] == list(range(20))
     assert [p.padded for p in poses] == [True] * 8 + [False] * 12  # 8 condition rows fill the window

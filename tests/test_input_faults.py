@@ -313,8 +313,8 @@ def test_an_official_style_pkl_with_chumpy_and_sparse_arrays_loads(tmp_path, smp
 
 # --- 12. tampered training checkpoints ------------------------------------------------------
 def test_a_tampered_trainer_ckpt_is_a_one_line_error(tmp_path):
-    from mage.train.checkpoints import TRAINER_CKPT, check_trainer_ckpt, step_dir
-    from mage.train.run import _check_run_folder
+    from mage.model.checkpoint_paths import TRAINER_CKPT, step_dir
+    from mage.train.run import _check_run_folder, check_trainer_ckpt
 
     good = tmp_path / "good.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(2)}, "global_step": 3}, good)

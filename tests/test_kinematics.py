@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import smplx
 import torch
-
 from conftest import random_rotations
+
 from mage.core import Motion, Skeleton, forward_kinematics
 from mage.core.kinematics import local_from_global
 from mage.core.rotations import matrix_to_axis_angle

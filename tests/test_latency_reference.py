@@ -1,27 +1,17 @@
-"""The AGRoL-class reference of the latency benchmark (benchmarks/latency/reference.py):
+"""The AGRoL-class reference of the latency benchmark (benchmarks.latency.reference):
 the published size and cost, and it runs through the project's inference code."""
-
-import importlib.util
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.latency import reference
+from benchmarks.latency.run import _with_mage_linears
+from mage.inference.options import SamplingOptions
 from mage.inference.sequence import predict_sequence
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _reference_module():
-    path = ROOT / "benchmarks" / "latency" / "reference.py"
-    spec = importlib.util.spec_from_file_location("latency_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_reference_has_the_published_size_and_cost():
-    ref = _reference_module().build_reference()
+    ref = reference.build_reference()
     assert ref.window == 196 and ref.config.sampling_steps == 5 and len(ref.blocks) == 12
     assert abs(sum(p.numel() for p in ref.parameters()) - 7.5e6) < 0.1e6  # "about 7.5 M"
     cond = torch.zeros(1, 196, 54)
@@ -33,23 +23,20 @@ def test_reference_has_the_published_size_and_cost():
 
 
 def test_reference_runs_through_predict_sequence_like_agrol():
-    ref = _reference_module().AgrolReference(window=16, width=32, blocks=2, steps=2).eval()
+    ref = reference.AgrolReference(window=16, width=32, blocks=2, steps=2).eval()
     cond = torch.randn(40, 54) * 0.3
-    out = predict_sequence(ref, cond, "offline", overlap=0)
+    out = predict_sequence(ref, cond, SamplingOptions("offline", overlap=0))
     assert out.shape == (40, 22, 6) and torch.isfinite(out).all()
 
 
 def test_reference_with_mage_linears_keeps_its_weights_and_output():
     """The benchmark's "kernel: oneDNN" row of the reference: same weights, same output
     (up to float32 summation order), the original left untouched."""
-    spec = importlib.util.spec_from_file_location("latency_run", ROOT / "benchmarks" / "latency" / "run.py")
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
-    from mage.model.network import Linear
+    from mage.model.onednn import Linear
 
     torch.manual_seed(0)
-    ref = _reference_module().AgrolReference(window=16, width=32, blocks=2, steps=2).eval()
-    fast = run._with_mage_linears(ref)
+    ref = reference.AgrolReference(window=16, width=32, blocks=2, steps=2).eval()
+    fast = _with_mage_linears(ref)
     assert not any(type(m) is Linear for m in ref.modules())
     assert sum(type(m) is Linear for m in fast.modules()) == sum(type(m) is torch.nn.Linear for m in ref.modules())
     assert not any(type(m) is torch.nn.Linear for m in fast.modules())

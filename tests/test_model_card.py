@@ -11,7 +11,6 @@ from mage.model.card import model_card, time_sampling
 from mage.model.checkpoint import save_checkpoint
 
 
-
 def test_flops_match_a_hand_count_for_a_single_stage_mlp():
     D, N, L = 32, 8, 2
     cfg = MageConfig.preset("ablation-s3").with_overrides(width=D, window=N, depth={"S3": L}, mlp_ratio=2.0)
@@ -52,7 +51,7 @@ def test_cli_model_list_and_info(capsys, tmp_path):
     assert main(["model", "list"]) == 0
     out = capsys.readouterr().out
     assert "mage-small" in out and "ablation-sequential" in out
-    from mage.inference.pretrained import DEFAULT_CHECKPOINT, available_checkpoints
+    from mage.model.checkpoint_paths import DEFAULT_CHECKPOINT, available_checkpoints
 
     packaged = out.split("packaged checkpoints")[1]  # trained weights listed apart from presets
     assert all(name in packaged for name in available_checkpoints())

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mage.inference.pretrained import (
+from mage.model.checkpoint_paths import (
     CARD_FILE,
     DEFAULT_CHECKPOINT,
     PACKAGED_DIR,

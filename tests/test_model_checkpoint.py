@@ -18,7 +18,6 @@ from mage.model.checkpoint import (
 from mage.model.config import SCALE_ORDER
 
 
-
 def tiny(name="mage-paper", **kw):
     return MageConfig.preset(name).with_overrides(width=32, window=8, depth={s: 1 for s in SCALE_ORDER}, **kw)
 

@@ -283,7 +283,7 @@ class _OpNames(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def test_cpu_inference_runs_on_onednn_and_matches_the_default_kernel():
-    from mage.model.network import onednn_linear
+    from mage.model.onednn import onednn_linear
 
     torch.manual_seed(0)
     model = MageModel(tiny(width=64)).eval()
@@ -303,7 +303,7 @@ def test_cpu_inference_runs_on_onednn_and_matches_the_default_kernel():
 
 
 def test_training_gradients_on_onednn_match_the_default_kernel():
-    from mage.model.network import onednn_linear
+    from mage.model.onednn import onednn_linear
 
     torch.manual_seed(0)
     model = MageModel(tiny(width=64, velocity_weight=1.0))
@@ -331,7 +331,7 @@ def test_training_gradients_on_onednn_match_the_default_kernel():
 def test_onednn_switch_is_per_thread_and_odd_inputs_take_the_default_path():
     import threading
 
-    from mage.model.network import Linear, onednn_linear
+    from mage.model.onednn import Linear, onednn_linear
 
     lin = Linear(8, 4)
     x = torch.randn(3, 5, 8)

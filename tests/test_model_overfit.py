@@ -9,7 +9,6 @@ from mage.core.tracking import TRACKED_JOINTS, sparse_condition
 from mage.model import MageConfig, MageModel, MagePipeline
 
 
-
 def smooth_motion_batch(batch: int, frames: int, seed: int = 0):
     """x0 (B, N, 22, 6) of per-joint sinusoidal motion and its 54-dim condition."""
     g = torch.Generator().manual_seed(seed)

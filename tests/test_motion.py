@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_rotations
+
 from mage.core import Motion, Skeleton
 from mage.core import rotations as rot
 

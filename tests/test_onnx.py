@@ -6,6 +6,7 @@ from inference_helpers import smooth_motion, tiny_model
 from mage.core import Tracking
 from mage.inference.device import DeviceConfig
 from mage.inference.onnx_export import compare_with_torch, export_onnx, onnx_session, session_metadata
+from mage.inference.options import SamplingOptions
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
 from mage.model import MagePipeline
@@ -48,8 +49,8 @@ def test_streamer_onnx_backend_matches_torch(exported, graph):
     tracking = Tracking.from_motion(smooth_motion(14))
     P, Q = DeviceConfig().to_devices(tracking.rotations, tracking.positions)
     frames = [TrackingFrame(P[i].numpy(), Q[i].numpy(), i / 60) for i in range(14)]
-    a = Streamer(model, "torch", seed=1)
-    b = Streamer(onnx_session(smp if graph == "sampler" else den, threads=1), "onnx", seed=1)
+    a = Streamer(model, "torch", SamplingOptions(seed=1))
+    b = Streamer(onnx_session(smp if graph == "sampler" else den, threads=1), "onnx", SamplingOptions(seed=1))
     assert b.window == 8
     for f in frames:
         pa, pb = a.push(f), b.push(f)
@@ -60,7 +61,7 @@ def test_streamer_onnx_backend_matches_torch(exported, graph):
 def test_export_errors(exported, tmp_path):
     model, _, smp = exported
     with pytest.raises(ValueError, match="has 4 steps unrolled"):
-        Streamer(smp, "onnx", steps=2)
+        Streamer(smp, "onnx", SamplingOptions(steps=2))
     with pytest.raises(ValueError, match="kind: expected one of denoiser, sampler"):
         export_onnx(model, tmp_path / "x.onnx", "pipeline")
     from mage.model import MageConfig, MageModel
@@ -91,11 +92,11 @@ def test_onnx_model_runs_predict_sequence_like_torch(exported):
 
     model, den, smp = exported
     cond = Tracking.from_motion(smooth_motion(30)).condition()
-    ref = predict_sequence(model, cond, "offline", seed=2)
-    assert (predict_sequence(OnnxMageModel(smp), cond, "offline", seed=2) - ref).abs().max() < 1e-4
+    ref = predict_sequence(model, cond, SamplingOptions("offline", seed=2))
+    assert (predict_sequence(OnnxMageModel(smp), cond, SamplingOptions("offline", seed=2)) - ref).abs().max() < 1e-4
     # The denoiser graph takes any number of steps, like the torch model.
-    ref2 = predict_sequence(model, cond, "online", steps=2, seed=2)
-    out2 = predict_sequence(OnnxMageModel(den), cond, "online", steps=2, seed=2, batch_size=7)
+    ref2 = predict_sequence(model, cond, SamplingOptions("online", steps=2, seed=2))
+    out2 = predict_sequence(OnnxMageModel(den), cond, SamplingOptions("online", steps=2, seed=2, batch_size=7))
     assert (out2 - ref2).abs().max() < 1e-4
 
 

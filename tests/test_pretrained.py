@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 import mage
-from mage.inference.pretrained import PACKAGED_DIR, available_checkpoints
+from mage.inference.options import SamplingOptions
+from mage.model.checkpoint_paths import PACKAGED_DIR, available_checkpoints
 
 
 def test_cmu_small_is_packaged_and_loads():
@@ -38,8 +39,8 @@ def test_cmu_small_still_gives_the_outputs_it_gave_before_the_pipeline_refactor(
         "net.time_embed.mlp.2.weight", "net.time_embed.mlp.2.bias"}
     torch.manual_seed(999)  # the global state plays no part
     cond = torch.randn(150, 54, generator=torch.Generator().manual_seed(7)) * 0.3
-    off = predict_sequence(model, cond, "offline", seed=3)
-    on = predict_sequence(model, cond[:60], "online", seed=3, consistency=0.0)  # the rule then
+    off = predict_sequence(model, cond, SamplingOptions("offline", seed=3))
+    on = predict_sequence(model, cond[:60], SamplingOptions("online", seed=3, consistency=0.0))  # the rule then
     pinned_off = torch.tensor([
         [-0.1300896853208542, -0.9348768591880798, -0.33027565479278564,
          -0.44052034616470337, -0.24392591416835785, 0.8639687299728394],

@@ -1,10 +1,11 @@
-"""The pre-registered adoption rule of benchmarks/recipe_ablation/run.py."""
+"""The pre-registered adoption rule of research/recipe_ablation/run.py."""
 
-from benchmark_helpers import load_benchmark
+from benchmarks.common import model_tag
+from research.recipe_ablation import run as recipe_ablation
 
 
 def _module():
-    return load_benchmark("recipe_ablation")
+    return recipe_ablation
 
 
 def _m(mpjpe=7.0, l_pe=9.0, jitter=10.0, stride=0.9):
@@ -43,11 +44,8 @@ def test_cache_tag_changes_with_the_sampling_config_not_only_the_weights(tmp_pat
     import json
     import shutil
 
-    from benchmark_helpers import benchmarks_common
+    from mage.model.checkpoint_paths import resolve_checkpoint
 
-    from mage.inference.pretrained import resolve_checkpoint
-
-    model_tag = benchmarks_common().model_tag
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(resolve_checkpoint("cmu-small"), a)
     shutil.copytree(a, b)

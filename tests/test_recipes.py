@@ -5,7 +5,8 @@ from pathlib import PurePosixPath as P
 import pytest
 
 from mage.data import recipes
-from mage.data.build import discover_recipe, licence_summary
+from mage.data.build_report import licence_summary
+from mage.data.discover import discover_recipe
 
 
 @pytest.mark.parametrize("rel, group", [

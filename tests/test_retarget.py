@@ -12,14 +12,9 @@ from conftest import SHARED_DATA
 from scipy.spatial.transform import Rotation, Slerp
 
 from mage.core import SMPL22_JOINT_NAMES, SMPL22_PARENTS, Motion
-from mage.data.retarget import (
-    SourceMotion,
-    detect_rig,
-    list_presets,
-    load_rig,
-    retarget,
-    rig_from_dict,
-)
+from mage.data.retarget import retarget
+from mage.data.rig_map import detect_rig, list_presets, load_rig, rig_from_dict
+from mage.data.source_motion import SourceMotion
 
 RX90 = torch.tensor([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=torch.float64)
 

@@ -16,8 +16,10 @@ from scipy.spatial.transform import Rotation
 
 from mage.core import SMPL22_PARENTS, Motion
 from mage.data.bvh import load_bvh, read_bvh
-from mage.data.retarget import SourceMotion, auto_rig, leading_calibration_frames, retarget
+from mage.data.retarget import leading_calibration_frames, retarget
 from mage.data.rig_auto import parse_name
+from mage.data.rig_map import auto_rig
+from mage.data.source_motion import SourceMotion
 
 RX90 = torch.tensor([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=torch.float64)
 LIMBS = [(1, 4), (4, 7), (2, 5), (5, 8), (16, 18), (18, 20), (17, 19), (19, 21)]
@@ -296,7 +298,7 @@ MIXAMO = ["mixamorig:" + n for n in (
 def test_auto_map_of_preset_names_equals_the_preset(preset, names):
     """The presets are fast paths of the same machinery: on a rig named like a preset the
     automatic map finds the preset's joints."""
-    from mage.data.retarget import load_rig
+    from mage.data.rig_map import load_rig
 
     m = _smpl_motion(T=3)
     src, _ = _source(m, names, AXES["y_up_z_fwd"], 1.0)
@@ -363,7 +365,7 @@ def _bvh_of(src: SourceMotion, path):
 
 
 def test_bvh_with_spaced_names_imports_and_writes_a_map_that_reads_back(tmp_path):
-    from mage.data.retarget import load_rig
+    from mage.data.rig_map import load_rig
 
     m = _smpl_motion(T=4, seed=7)
     src, smpl_of = _source(m, FAMILIES["biped"], AXES["y_up_z_fwd"], 100.0)

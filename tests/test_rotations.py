@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import random_rotations
 from scipy.spatial.transform import Rotation
 
-from conftest import random_rotations
 from mage.core import rotations as rot
 
 

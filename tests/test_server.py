@@ -21,8 +21,6 @@ from mage.inference.server import PoseServer
 from mage.inference.streaming import Streamer
 from mage.inference.tracking_log import TrackingFrame
 
-
-
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(120)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import smplx
 import torch
-
 from conftest import SHARED_DATA
+
 from mage.core import Skeleton
 from mage.core.skeleton import SMPL22_JOINT_NAMES
 

@@ -1,34 +1,26 @@
-"""benchmarks/experiments/stage_diagnosis.py and per_joint.py: the probe finds each
+"""research/diagnosis/stage_diagnosis.py and per_joint.py: the probe finds each
 window's ground truth, substitutes exactly it, scores stage states correctly and leaves
 the prediction alone when it only watches; the seam rows are the blended ones."""
 
-import importlib.util
 from types import SimpleNamespace
 
 import pytest
 import torch
-from benchmark_helpers import ROOT, benchmarks_common
 
 from mage.core.kinematics import forward_kinematics
 from mage.core.multiscale import pool_nodes
 from mage.core.rotations import rot6d_to_matrix
 from mage.core.skeleton import Skeleton
+from mage.inference.options import SamplingOptions
 from mage.inference.sequence import blend_weights, predict_sequence, window_starts
 from mage.model.config import MageConfig
 from mage.model.mage_model import MageModel
-
-
-def load(name):
-    benchmarks_common()
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from research.diagnosis import per_joint, stage_diagnosis
 
 
 @pytest.fixture(scope="module")
 def diag():
-    return load("stage_diagnosis")
+    return stage_diagnosis
 
 
 def small_model(**over):
@@ -50,10 +42,10 @@ def pooled(x0_window, scale, cfg):
 
 def test_watching_leaves_the_prediction_unchanged(diag):
     model, rec = small_model(), clip(40)
-    plain = predict_sequence(model, rec.condition, "offline", seed=0)
+    plain = predict_sequence(model, rec.condition, SamplingOptions("offline", seed=0))
     probe = diag.StageProbe(model, fps=60.0)
     probe.set_clip(rec)
-    watched = predict_sequence(model, rec.condition, "offline", seed=0)
+    watched = predict_sequence(model, rec.condition, SamplingOptions("offline", seed=0))
     probe.close()
     assert torch.equal(plain, watched)
     assert probe.errors["S1"]["windows"] == len(window_starts(40, 16, 4))  # last DDIM step only
@@ -68,7 +60,7 @@ def test_oracle_hands_the_next_stage_each_windows_own_ground_truth(diag, T):
     model.net.stages["S2"].register_forward_pre_hook(
         lambda m, a, kw: seen.append(kw["prev_state"].clone()), with_kwargs=True)
     probe.set_clip(rec)
-    oracle_pred = predict_sequence(model, rec.condition, "offline", seed=0)
+    oracle_pred = predict_sequence(model, rec.condition, SamplingOptions("offline", seed=0))
     probe.close()
     x0 = rec.rot6d.float()
     if T <= 16:
@@ -78,7 +70,7 @@ def test_oracle_hands_the_next_stage_each_windows_own_ground_truth(diag, T):
     assert len(seen) == model.config.sampling_steps  # one batch, one call per DDIM step
     for got in seen:
         torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
-    assert not torch.allclose(oracle_pred, predict_sequence(model, rec.condition, "offline", seed=0))
+    assert not torch.allclose(oracle_pred, predict_sequence(model, rec.condition, SamplingOptions("offline", seed=0)))
 
 
 def test_oracle_refuses_a_stage_whose_state_is_not_read(diag):
@@ -96,7 +88,7 @@ def probe_with_stage_output(diag, scale, make_state):
         lambda module, args, output: (output[0], make_state(probes[0]).to(output[1])))
     probes.append(diag.StageProbe(model, fps=60.0))
     probes[0].set_clip(rec)
-    predict_sequence(model, rec.condition, "offline", seed=0)
+    predict_sequence(model, rec.condition, SamplingOptions("offline", seed=0))
     return probes[0]
 
 
@@ -135,7 +127,7 @@ def test_a_short_clips_padding_is_not_scored(diag):
         lambda m, a, out: (out[0], offset_state(probes[0].targets["S1"][probes[0]._batch], rows_from=6)))
     probes.append(diag.StageProbe(model, fps=60.0))
     probes[0].set_clip(rec)
-    predict_sequence(model, rec.condition, "offline", seed=0)
+    predict_sequence(model, rec.condition, SamplingOptions("offline", seed=0))
     s1 = probes[0].summary()["S1"]
     assert s1["position_cm"] == pytest.approx(0.1 * 4.5, abs=1e-3)  # mean of 0..9 mm
     assert s1["velocity_cm_s"] == pytest.approx(6.0, abs=1e-3)
@@ -145,7 +137,7 @@ def test_a_stage_never_scored_is_an_error(diag):
     model, rec = small_model(), clip(40)
     probe = diag.StageProbe(model, fps=60.0, last_t=3)  # no DDIM step of the config is at t = 3
     probe.set_clip(rec)
-    predict_sequence(model, rec.condition, "offline", seed=0)
+    predict_sequence(model, rec.condition, SamplingOptions("offline", seed=0))
     with pytest.raises(RuntimeError, match="never scored"):
         probe.summary()
 
@@ -155,14 +147,14 @@ def test_a_window_not_of_the_clip_is_refused(diag):
     probe = diag.StageProbe(model, fps=60.0)
     probe.set_clip(clip(40, seed=1))
     with pytest.raises(RuntimeError, match="not one of the clip's"):
-        predict_sequence(model, clip(40, seed=2).condition, "offline", seed=0)
+        predict_sequence(model, clip(40, seed=2).condition, SamplingOptions("offline", seed=0))
 
 
 @pytest.mark.parametrize("T", [200, 97, 40])
 def test_blending_jerk_falls_on_seam_rows_only(T):
     """Windows that each predict a different constant: every jerk of the blended offline
     output comes from blending, so it must all fall on the seam rows."""
-    seam, inside = load("per_joint").seam_jerk_rows(T, 48)
+    seam, inside = per_joint.seam_jerk_rows(T, 48)
     assert seam.shape == inside.shape == (T - 3,) and not (seam & inside).any()
     if T <= 48:  # one window, nothing blended
         assert inside.all()

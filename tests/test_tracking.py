@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_rotations
+
 from mage.core import Motion, Tracking, sparse_condition
 from mage.core.constants import CONDITION_LAYOUT
 

@@ -385,7 +385,7 @@ def test_augmentation_seeds_stay_apart_for_large_draw_numbers():
 
 
 def test_datamodule_weights_windows_by_the_source_of_their_sequence(dataset):
-    from mage.data.build import source_of
+    from mage.data.sequence_ids import source_of
     from mage.train.data import WindowDataModule
 
     dm = WindowDataModule(dataset, tiny_config(source_balance=1.0))
@@ -418,7 +418,7 @@ def finished_run(dataset, tmp_path_factory):
 
 def test_run_folder_layout_and_final_checkpoint(finished_run, dataset):
     from mage.model.checkpoint import load_checkpoint, read_checkpoint_info
-    from mage.train.checkpoints import list_checkpoints, resolve_checkpoint
+    from mage.model.checkpoint_paths import list_checkpoints, resolve_checkpoint
     from mage.train.data import TrainingSplit
     from mage.train.run import read_metrics
 
@@ -451,7 +451,7 @@ def test_run_folder_layout_and_final_checkpoint(finished_run, dataset):
 
 
 def test_resolve_checkpoint_rule(finished_run, tmp_path):
-    from mage.train.checkpoints import resolve_checkpoint
+    from mage.model.checkpoint_paths import resolve_checkpoint
 
     run, _, _ = finished_run
     assert resolve_checkpoint(run) == run / "final"
@@ -476,7 +476,7 @@ def test_fresh_run_into_an_existing_run_is_refused(finished_run, dataset):
 def test_resume_refuses_other_training_sequences(finished_run, dataset, tmp_path):
     import shutil
 
-    from mage.train.checkpoints import TRAINING_DATA
+    from mage.model.checkpoint_paths import TRAINING_DATA
     from mage.train.run import train
 
     run, cfg, _ = finished_run
@@ -595,7 +595,7 @@ def _losses(run):
 @pytest.mark.slow
 def test_kill9_then_resume_continues_like_an_uninterrupted_run(dataset, tmp_path):
     from mage.model.checkpoint import load_checkpoint
-    from mage.train.checkpoints import list_checkpoints
+    from mage.model.checkpoint_paths import list_checkpoints
     from mage.train.run import train
 
     steps = 30
@@ -690,7 +690,7 @@ DDP_SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(dataset, tmp_path):
     from mage.model.checkpoint import load_checkpoint
-    from mage.train.checkpoints import list_checkpoints
+    from mage.model.checkpoint_paths import list_checkpoints
 
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)

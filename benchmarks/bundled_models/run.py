@@ -1,6 +1,6 @@
 """Held-out report of the bundled models: protocol + gait metrics, targets, curves.
 
-    python benchmarks/bundled_models/run.py --data data/full --online-stride 4 \\
+    python -m benchmarks.bundled_models.run --data data/full --online-stride 4 \\
         --model full-medium --model full-small --model permissive-small --model cmu-small \\
         --curve runs/full-medium-bal25-tv --curve runs/full-small-tv --curve runs/permissive-small \\
         --validation-model runs/full-medium-bal25-val/final
@@ -36,12 +36,19 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import (  # noqa: E402
-    ONLINE_JITTER_TARGET, Subset, fingerprint, jitter_ratio, meets_online_jitter,
-    model_tag, online_predictor, run_eval, sweep_until_chosen,
+from benchmarks.common import (
+    ONLINE_JITTER_TARGET,
+    ROOT,
+    Subset,
+    fingerprint,
+    jitter_ratio,
+    meets_online_jitter,
+    model_tag,
+    online_predictor,
+    run_eval,
+    sweep_until_chosen,
 )
+
 NAME = "bundled_models"
 PROTOCOL_KEYS = ("mpjre", "mpjpe", "mpjve", "jitter", "h_pe", "u_pe", "l_pe", "root_pe")
 TABLE_KEYS = ("mpjre", "mpjpe", "l_pe", "h_pe", "mpjve", "jitter", "gt_jitter", "stride_ratio",
@@ -76,7 +83,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="offline seeds")
     p.add_argument("--online-stride", type=int, default=1,
                    help="score online every k-th test clip (online is 1 sample per frame)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--cache", default=str(ROOT / "runs" / "bundled_models_cache"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--consistency-sweep", nargs="*", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.85],
@@ -93,7 +100,7 @@ def parse_args(argv=None):
 def trained_splits(name: str) -> str:
     """The splits a checkpoint trained on ("train+val"), from its train_config.json
     ("train" where it has none or predates the setting)."""
-    from mage.inference.pretrained import resolve_checkpoint
+    from mage.model.checkpoint_paths import resolve_checkpoint
 
     path = resolve_checkpoint(name) / "train_config.json"
     splits = json.loads(path.read_text()).get("train_splits", ["train"]) if path.is_file() else ["train"]
@@ -111,16 +118,17 @@ def by_family(doc: dict) -> dict[str, dict[str, float]]:
 
 def learning_curve(run: Path, dataset, n: int, cache: Path) -> list[dict]:
     from mage.evaluate.protocol import evaluate
+    from mage.inference.options import SamplingOptions
     from mage.inference.sequence import model_predict_fn
     from mage.model.checkpoint import load_checkpoint
-    from mage.train.checkpoints import list_checkpoints
+    from mage.model.checkpoint_paths import list_checkpoints
 
     points = []
     for step, ckpt in list_checkpoints(run):
         def score(ckpt=ckpt):
             model = load_checkpoint(ckpt).eval()
-            return evaluate(model_predict_fn(model, "offline", None, 0), Subset(dataset, first=n), "test",
-                            progress=False)
+            return evaluate(model_predict_fn(model, SamplingOptions("offline", seed=0)), Subset(dataset, first=n),
+                            "test", progress=False)
         m = run_eval(f"curve_{run.name}_{step}-{fingerprint(ckpt / 'model.safetensors')}_first{n}", cache,
                      score)["metrics"]
         points.append({"step": step, **{k: m[k] for k in ("mpjpe", "l_pe", "jitter", "gt_jitter", "stride_ratio")}})
@@ -135,8 +143,10 @@ def main(argv=None) -> int:
     from mage.data.dataset import ProcessedDataset
     from mage.evaluate.baselines import make_baseline
     from mage.evaluate.protocol import evaluate
-    from mage.inference.pretrained import load_pretrained, resolve_checkpoint
-    from mage.inference.sequence import ONLINE_CONSISTENCY, model_predict_fn
+    from mage.inference.options import ONLINE_CONSISTENCY, SamplingOptions
+    from mage.inference.pretrained import load_pretrained
+    from mage.inference.sequence import model_predict_fn
+    from mage.model.checkpoint_paths import resolve_checkpoint
 
     dataset = ProcessedDataset(args.data)
     cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
@@ -152,7 +162,8 @@ def main(argv=None) -> int:
         tag = model_tag(name)
         model = load_pretrained(name)
         offline = [run_eval(f"{tag}_offline_s{s}", cache, lambda s=s: evaluate(
-            model_predict_fn(model, "offline", None, s), dataset, "test", method=name, seed=s)) for s in args.seeds]
+            model_predict_fn(model, SamplingOptions("offline", seed=s)), dataset, "test", method=name, seed=s))
+            for s in args.seeds]
         online = run_eval(f"{tag}_online_s0_every{args.online_stride}_consistency{ONLINE_CONSISTENCY:g}", cache,
                           lambda: evaluate(online_predictor(model, ONLINE_CONSISTENCY), online_set, "test",
                                            method=name, seed=0))
@@ -160,7 +171,7 @@ def main(argv=None) -> int:
         quiet = copy.deepcopy(model)  # the noise-policy diagnosis: (almost) no initial noise
         quiet.config = dataclasses.replace(model.config, init_noise_scale=1e-6)
         no_noise = run_eval(f"{tag}_offline_s0_no_noise", cache, lambda: evaluate(
-            model_predict_fn(quiet, "offline", None, 0), dataset, "test", method=name, seed=0))
+            model_predict_fn(quiet, SamplingOptions("offline", seed=0)), dataset, "test", method=name, seed=0))
 
         keys = offline[0]["metrics"].keys()
         mean = {k: statistics.fmean(d["metrics"][k] for d in offline) for k in keys}
@@ -241,13 +252,14 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
     units = {m.key: f"{m.label} ({m.unit})" for m in METRICS}
     machine = next((r["machine"] for r in results.values() if "machine" in r), {})
     lines = [f"# Bundled models on the held-out split of `{Path(args.data).name}`", "",
-             f"Produced by `python benchmarks/bundled_models/run.py` ({NAME}.json). Offline: mean over seeds "
+             f"Produced by `python -m benchmarks.bundled_models.run` ({NAME}.json). Offline: mean over seeds "
              f"{', '.join(map(str, args.seeds))} (± std); online (causal, as the Streamer): seed 0, every "
              f"{ordinal(args.online_stride)} test clip, default consistency. "
              f"Machine: {machine.get('cpu', '?')}, {machine.get('cpu_threads', '?')} thread(s).", ""]
     for mode in ("offline", "online", "offline_no_noise"):
         lines += [f"## {mode}" + (" (initial noise x 1e-6: does the sampler's noise cause the jitter?)"
-                                  if mode == "offline_no_noise" else ""), "", "| model | " + " | ".join(units[k] for k in TABLE_KEYS) + " |",
+                                  if mode == "offline_no_noise" else ""), "",
+                  "| model | " + " | ".join(units[k] for k in TABLE_KEYS) + " |",
                   "|---" * (1 + len(TABLE_KEYS)) + "|"]
         for name, r in results.items():
             if mode not in r:
@@ -293,7 +305,8 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
                       f"**{r['consistency_chosen']:g}** (the library default is {r['online_consistency']:g}"
                       + ("" if r["consistency_chosen"] == r["online_consistency"] else ": NOT the chosen value")
                       + "). Val lambdas are scored in increasing order until the rule has its answer "
-                      "(`sweep_until_chosen`).", "", "| lambda (validation) | " + " | ".join(units[k] for k in cols) + " |",
+                      "(`sweep_until_chosen`).", "",
+                      "| lambda (validation) | " + " | ".join(units[k] for k in cols) + " |",
                       "|---" * (1 + len(cols)) + "|"]
             for lam, m in val.items():
                 lines.append(f"| {lam:g} | " + " | ".join(f"{m[k]:.2f}" for k in cols) + " |")
@@ -311,7 +324,8 @@ def write_report(args, results: dict, checks: dict, curves: dict) -> None:
                   f"train-only twin on every val clip (lambda {d['online_consistency']:g})", "",
                   "Clip means, as the tables aggregate; a family's weight in the split's jitter ratio grows "
                   "with its clips and with its jitter.", "",
-                  "| family | test clips | test jitter (GT) | test jitter / GT | val clips | val jitter (GT) | val jitter / GT |",
+                  "| family | test clips | test jitter (GT) | test jitter / GT | val clips | val jitter (GT) "
+                  "| val jitter / GT |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for fam in sorted(set(d["online_all_families"]) | set(val)):
             cells = []

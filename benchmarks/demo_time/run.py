@@ -1,13 +1,13 @@
 """How long `mage demo` takes, as a user runs it (a fresh process, the default settings).
 
-    python benchmarks/demo_time/run.py                  # idle and busy, 2 runs each
-    python benchmarks/demo_time/run.py --update-readme-image
+    python -m benchmarks.demo_time.run                  # idle and busy, 2 runs each
+    python -m benchmarks.demo_time.run --update-readme-image
 
 Runs the `mage` command in a new process (imports, model load, prediction, video, still,
 viewer page: the whole wall time a user waits) on an idle CPU and with one more
 busy process per core but one (another program sharing the CPU); records the step
 times the demo prints. Target: under 30 s on a 2-core CPU. Writes
-benchmarks/results/demo_time.json and .md; --update-readme-image copies the still the
+benchmarks/demo_time/results/demo_time.json and .md; --update-readme-image copies the still the
 demo wrote (preview.png) to docs/images/demo_frame.png, the README's picture.
 """
 
@@ -27,10 +27,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import cpu_load  # noqa: E402
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import ROOT, cpu_load
+
+RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_S = 30.0
 
 
@@ -84,7 +83,7 @@ def main(argv=None) -> int:
         return 0
     cores = os.cpu_count() or 1
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cores": cores,
-           "command": "python benchmarks/demo_time/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "command": "python -m benchmarks.demo_time.run " + " ".join(argv if argv is not None else sys.argv[1:]),
            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "target_s": TARGET_S, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="mage-demo-time-") as tmp:
         for load in ("idle", "busy"):

@@ -1,8 +1,8 @@
 """Seeded mutation fuzzing of every input MAGE reads: BVH, ASF, AMC, AMASS npz, CSV and
 JSON tracking logs, and the messages of the streaming server.
 
-    python benchmarks/fuzz/run.py                    # 300 cases per format -> benchmarks/results/fuzz.{json,md}
-    python benchmarks/fuzz/run.py --cases 20 --out /tmp/fuzz
+    python -m benchmarks.fuzz.run            # 300 cases per format -> benchmarks/fuzz/results/fuzz.{json,md}
+    python -m benchmarks.fuzz.run --cases 20 --out /tmp/fuzz
 
 Each format starts from small valid files generated here (no data needed: a SMPL-22 BVH
 written by ``save_bvh``, a CMU-like ASF and its AMC, an AMASS-layout npz with a random
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).resolve().parent / "results"
 FORMATS = ("bvh", "asf", "amc", "amass", "csv", "json", "server")
 CASE_TIMEOUT_S = 20
 MAX_MESSAGE_CHARS = 600
@@ -267,10 +267,13 @@ _BAD_ARRAYS = [
     lambda a, r: np.full_like(a, 1e-300, dtype=np.float64), lambda a, r: np.zeros_like(a),
     lambda a, r: np.zeros((0,) + a.shape[1:]), lambda a, r: a.reshape(-1) if a.ndim else a[None],
     lambda a, r: a[..., : max(0, (a.shape[-1] if a.ndim else 1) - 1)] if a.ndim else np.zeros(3),
-    lambda a, r: a.astype(np.int64) if a.dtype.kind in "fi" else a, lambda a, r: a.astype(np.float16) if a.dtype.kind == "f" else a,
-    lambda a, r: np.array("text"), lambda a, r: np.array(True), lambda a, r: a.astype(np.complex128) if a.dtype.kind in "fi" else a,
+    lambda a, r: a.astype(np.int64) if a.dtype.kind in "fi" else a,
+    lambda a, r: a.astype(np.float16) if a.dtype.kind == "f" else a,
+    lambda a, r: np.array("text"), lambda a, r: np.array(True),
+    lambda a, r: a.astype(np.complex128) if a.dtype.kind in "fi" else a,
     lambda a, r: np.array(r.choice([0.0, -60.0, 1e300, 1e-300, np.nan, 1e4, 1.0, 0.5, 120.0])),
-    lambda a, r: np.repeat(a, 3, axis=0) if a.ndim else a, lambda a, r: a * r.choice([1e3, 1e6, 1e12, -1]) if a.dtype.kind in "fi" else a,
+    lambda a, r: np.repeat(a, 3, axis=0) if a.ndim else a,
+    lambda a, r: a * r.choice([1e3, 1e6, 1e12, -1]) if a.dtype.kind in "fi" else a,
     lambda a, r: np.zeros((2, 2, 2, 2)),
 ]
 
@@ -559,8 +562,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     p.add_argument("--keep", type=Path, metavar="DIR", help="write the inputs of failed cases here")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
-                   help="folder for fuzz.json and fuzz.md (default benchmarks/results)")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help="folder for fuzz.json and fuzz.md (default benchmarks/fuzz/results)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -570,8 +573,8 @@ def main(argv=None) -> int:
     from mage.core.atomic import atomic_write
 
     args.out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/fuzz/run.py" + ("" if argv is None and len(sys.argv) == 1 else
-                                                 " " + " ".join(sys.argv[1:] if argv is None else argv))
+    command = "python -m benchmarks.fuzz.run" + ("" if argv is None and len(sys.argv) == 1 else
+                                                  " " + " ".join(sys.argv[1:] if argv is None else argv))
     with atomic_write(args.out / "fuzz.json", "w") as fh:
         json.dump({**report, "command": command}, fh, indent=1)
     with atomic_write(args.out / "fuzz.md", "w") as fh:

@@ -1,6 +1,6 @@
 """The CUDA code paths on a GPU machine: training throughput, CPU/GPU agreement, latency.
 
-    python benchmarks/gpu_check/run.py --data DIR --out benchmarks/results
+    python -m benchmarks.gpu_check.run --data DIR    # -> benchmarks/gpu_check/results/gpu_check.{json,md}
 
 CI has no GPU, so these paths are otherwise only reached by tests that mock CUDA away.
 On a machine with CUDA this script
@@ -18,7 +18,7 @@ On a machine with CUDA this script
    MPJPE, L-PE, MPJRE, jitter and prediction seconds per device, and the largest
    difference of the 6D output between devices;
 4. times ``Streamer.push`` (batch 1, back to back, after a warm-up) on CUDA and on the
-   CPU (1 thread) with the latency benchmark's ``time_pushes`` (benchmarks/common.py):
+   CPU (1 thread) with the latency benchmark's ``time_pushes`` (``benchmarks.common``):
    p50 (median) and p95 (nearest rank) in ms.
 
 Writes OUT/gpu_check.json and OUT/gpu_check.md. Raises SystemExit (exit 2) without CUDA.
@@ -38,9 +38,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import STREAM_FPS, stream_frames, time_pushes  # noqa: E402
+from benchmarks.common import ROOT, STREAM_FPS, stream_frames, time_pushes
 
 RECIPE = ROOT / "src/mage/assets/checkpoints/full-medium/train_config.json"
 BF16_SETTING = "gpu_b256_w8_bf16"  # its checkpoint is the one loaded on the CPU
@@ -57,7 +55,7 @@ def steps_per_second(run: Path) -> tuple[int, float]:
     """(steps timed, steps/s) between the first and the last complete checkpoint of a
     training run folder, by the folders' mtimes (set when ``trainer.ckpt``, written last,
     is renamed in). ValueError with fewer than two checkpoints."""
-    from mage.train.checkpoints import list_checkpoints
+    from mage.model.checkpoint_paths import list_checkpoints
 
     ckpts = list_checkpoints(run)
     if len(ckpts) < 2:
@@ -101,6 +99,7 @@ def agreement(data: Path, split: str) -> dict:
     """The bundled default model on CPU and CUDA: protocol metrics and output difference."""
     from mage.data.dataset import ProcessedDataset
     from mage.evaluate.protocol import evaluate
+    from mage.inference.options import SamplingOptions
     from mage.inference.pretrained import load_pretrained
     from mage.inference.sequence import model_predict_fn, predict_sequence
 
@@ -110,15 +109,15 @@ def agreement(data: Path, split: str) -> dict:
     for mode in ("offline", "online"):
         row = {}
         for dev, model in models.items():
-            r = evaluate(model_predict_fn(model, mode), ds, split, progress=False)
+            r = evaluate(model_predict_fn(model, SamplingOptions(mode)), ds, split, progress=False)
             row[dev] = {k: r.metrics[k] for k in ("mpjpe", "l_pe", "mpjre", "jitter")}
             row[dev]["predict_s"] = r.predict_seconds
         diff = 0.0
         for sid in ds.ids(split):
             cond = torch.as_tensor(ds.load(sid).condition)
             with torch.no_grad():
-                a = predict_sequence(models["cpu"], cond, mode)
-                b = predict_sequence(models["cuda"], cond.cuda(), mode).cpu()
+                a = predict_sequence(models["cpu"], cond, SamplingOptions(mode))
+                b = predict_sequence(models["cuda"], cond.cuda(), SamplingOptions(mode)).cpu()
             diff = max(diff, float((a - b).abs().max()))
         row["max_abs_6d_difference"] = diff
         out[mode] = row
@@ -146,6 +145,7 @@ def streaming_latency(pushes: int, warmup: int = 50) -> dict:
 def gpu_checkpoint_on_cpu(run: Path, data: Path, split: str) -> dict:
     """The GPU-trained run's final checkpoint loaded on the CPU: finite output, dtype."""
     from mage.data.dataset import ProcessedDataset
+    from mage.inference.options import SamplingOptions
     from mage.inference.pretrained import load_pretrained
     from mage.inference.sequence import predict_sequence
 
@@ -153,7 +153,7 @@ def gpu_checkpoint_on_cpu(run: Path, data: Path, split: str) -> dict:
     ds = ProcessedDataset(data)
     cond = torch.as_tensor(ds.load(ds.ids(split)[0]).condition)
     with torch.no_grad():
-        d6 = predict_sequence(model, cond, "offline")
+        d6 = predict_sequence(model, cond, SamplingOptions("offline"))
     dtypes = sorted({str(p.dtype) for p in model.parameters()})
     return {"finite": bool(torch.isfinite(d6).all()), "parameter_dtypes": dtypes,
             "frames": int(d6.shape[0])}
@@ -176,7 +176,8 @@ def markdown(doc: dict) -> str:
         lines += ["", f"The bf16-mixed GPU run's final checkpoint, loaded on the CPU: parameters "
                   f"{', '.join(c['parameter_dtypes'])}, offline prediction finite: {c['finite']}."]
     lines += ["", f"## The bundled default model on CPU and CUDA ({doc['split']} split of the data above)", "",
-              "| mode | device | MPJPE (cm) | L-PE (cm) | MPJRE (deg) | Jitter (10^2 m/s^3) | predict (s; CPU: 1 thread) |",
+              "| mode | device | MPJPE (cm) | L-PE (cm) | MPJRE (deg) | Jitter (10^2 m/s^3) "
+              "| predict (s; CPU: 1 thread) |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for mode, row in doc["agreement"].items():
         for dev in ("cpu", "cuda"):
@@ -196,7 +197,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="processed data set (train and --split)")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--steps", type=int, default=400, help="training steps per setting")
     ap.add_argument("--cpu-steps", type=int, default=60)
     ap.add_argument("--pushes", type=int, default=300)
@@ -209,7 +210,7 @@ def main(argv=None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the mage train subprocesses (torch is loaded here)
     doc = {"machine": f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores, "
                       f"torch {torch.__version__}, Python {platform.python_version()}",
-           "command": "python benchmarks/gpu_check/run.py " + " ".join(argv or sys.argv[1:]),
+           "command": "python -m benchmarks.gpu_check.run " + " ".join(argv or sys.argv[1:]),
            "split": args.split, "train": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, batch, workers, precision, accel in TRAIN_SETTINGS:

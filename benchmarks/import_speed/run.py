@@ -1,6 +1,6 @@
 """Import speed of preset-rig motion files (BVH, ASF/AMC), this checkout vs a baseline.
 
-    python benchmarks/import_speed/run.py [--baseline-src /tmp/base/src] [--repeats 5]
+    python -m benchmarks.import_speed.run [--baseline-src /tmp/base/src] [--repeats 5]
 
 Files: generated ones (always): a MAGE SMPL-22 BVH (preset ``smpl``) and the same motion
 with the CMU BVH release's joint names in CMU units (preset ``cmu_bvh``), 2000 frames at
@@ -11,7 +11,7 @@ Each file is imported ``--repeats`` times with ``mage.data.io.load_motion(path, 
 on one thread, in a subprocess per checkout; ``--rounds`` rounds alternate this checkout
 and ``--baseline-src`` (another checkout's ``src``, e.g. ``git worktree add /tmp/base
 <commit>``) so that a drifting machine load hits both; the best time counts.
-Writes benchmarks/results/import_speed.{json,md}.
+Writes benchmarks/import_speed/results/import_speed.{json,md}.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.common import ROOT
+
 SHARED = ROOT.parent / "shared" / "data"
 CACHE = Path.home() / ".cache" / "mage-data"
-OUT = ROOT / "benchmarks" / "results"
+OUT = Path(__file__).resolve().parent / "results"
 
 
 def make_files(folder: Path) -> dict[str, Path]:
@@ -38,7 +39,7 @@ def make_files(folder: Path) -> dict[str, Path]:
 
     from mage.core import Motion, Skeleton
     from mage.data.bvh import save_bvh
-    from mage.data.retarget import load_rig
+    from mage.data.rig_map import load_rig
 
     g = torch.Generator().manual_seed(0)
     T = 2000
@@ -119,8 +120,9 @@ def main(argv=None) -> int:
         spec.write_text(json.dumps(files))
         def worker(src: str) -> dict:
             env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1")
-            res = subprocess.run([sys.executable, __file__, "--worker", str(spec),
-                                  "--repeats", str(args.repeats)], env=env, capture_output=True,
+            # Run from the repository root so that ``benchmarks`` imports; PYTHONPATH picks the checkout's mage.
+            res = subprocess.run([sys.executable, "-m", "benchmarks.import_speed.run", "--worker", str(spec),
+                                  "--repeats", str(args.repeats)], env=env, cwd=ROOT, capture_output=True,
                                  text=True, check=True)
             return json.loads(res.stdout.strip().splitlines()[-1])
 

@@ -1,10 +1,10 @@
 """Inference latency and throughput of MAGE on this machine's CPU (batch 1 streaming).
 
-    python benchmarks/latency/run.py                          # mage-small + mage-paper, torch + onnx
-    python benchmarks/latency/run.py --models mage-small --backends onnx
-    python benchmarks/latency/run.py --models tiny --out /tmp/bench   # smoke test (seconds)
-    python benchmarks/latency/run.py --threads-section    # only the threads section (below)
-    python benchmarks/latency/run.py --peer    # only the peer section (AGRoL-class reference)
+    python -m benchmarks.latency.run                          # mage-small + mage-paper, torch + onnx
+    python -m benchmarks.latency.run --models mage-small --backends onnx
+    python -m benchmarks.latency.run --models tiny --out /tmp/bench   # smoke test (seconds)
+    python -m benchmarks.latency.run --threads-section    # only the threads section (below)
+    python -m benchmarks.latency.run --peer    # only the peer section (AGRoL-class reference)
 
 For each model and backend (PyTorch; ONNX Runtime on the exported sampler graph), in a
 fresh subprocess so that its peak memory is its own:
@@ -29,7 +29,7 @@ jitter does, so the jitter rows say nothing about a trained model's quality).
 Writes OUT/latency.json and OUT/latency.md (default OUT = benchmarks/latency/results).
 
 Peer section (``--peer``, and part of every full run; written into latency.json and
-latency.md): the AGRoL-class reference (benchmarks/latency/reference.py, written from
+latency.md): the AGRoL-class reference (``benchmarks.latency.reference``, written from
 AGRoL's published description: 12 MLP blocks, width 512, window 196, 5 sampling steps,
 7.47 M parameters) against mage-paper and mage-small, all in ONE process and
 INTERLEAVED (round after round, each model in turn; online, one push of each model in
@@ -65,9 +65,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.common import ROOT, Subset, cpu_load, percentile, stream_frames, time_pushes
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # benchmarks/common.py
-from common import Subset, cpu_load, percentile, stream_frames, time_pushes  # noqa: E402
+# This script in a fresh process (a worker mode), run from the repository root.
+SELF = [sys.executable, "-m", "benchmarks.latency.run"]
 
 # Per model: online frames timed per setting, offline sequence length (frames), repeats.
 SETTINGS = {
@@ -90,8 +92,9 @@ def _build_model(name: str):
     (timings do not depend on the weights; the seam-jitter figures do), else random weights."""
     import torch
 
-    from mage.inference.pretrained import available_checkpoints, load_pretrained
+    from mage.inference.pretrained import load_pretrained
     from mage.model import MageConfig, MageModel
+    from mage.model.checkpoint_paths import available_checkpoints
 
     if TRAINED.get(name) in available_checkpoints():
         return load_pretrained(TRAINED[name]), f"bundled checkpoint {TRAINED[name]} (trained)"
@@ -141,17 +144,17 @@ def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
     """All measurements of one (model, backend); runs in its own process."""
     import torch
 
+    from mage.cli.common import DEFAULT_THREADS
     from mage.core.kinematics import place_by_head
     from mage.core.rotations import rot6d_to_matrix
     from mage.core.skeleton import Skeleton
     from mage.demo.synthetic import synthetic_tracking
     from mage.inference.onnx_export import OnnxMageModel, export_onnx
+    from mage.inference.options import DEFAULT_BATCH_SIZE, SamplingOptions
     from mage.inference.seams import offline_boundaries, seam_jitter
-    from mage.inference.sequence import DEFAULT_BATCH_SIZE, predict_sequence, window_starts
+    from mage.inference.sequence import predict_sequence, window_starts
     from mage.inference.streaming import Streamer
     from mage.model.card import model_card
-
-    from mage.cli.common import DEFAULT_THREADS
 
     settings = SETTINGS.get(name, DEFAULT_SETTINGS)
     rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -204,11 +207,12 @@ def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
     cond = tracking.condition()[: settings["offline_frames"]]
     T = cond.shape[0]
     overlap = N // 4
-    predict_sequence(runner, cond[: 2 * N], "offline")  # warm-up
+    predict_sequence(runner, cond[: 2 * N], SamplingOptions("offline"))  # warm-up
     runs = []
+    offline = SamplingOptions("offline", overlap=overlap, batch_size=DEFAULT_BATCH_SIZE)
     for _ in range(settings["offline_repeats"]):
         t0 = time.perf_counter()
-        d6 = predict_sequence(runner, cond, "offline", overlap=overlap, batch_size=DEFAULT_BATCH_SIZE)
+        d6 = predict_sequence(runner, cond, offline)
         runs.append(time.perf_counter() - t0)
     fps_off = T / statistics.median(runs)
     n_windows = len(window_starts(T, N, overlap))
@@ -222,7 +226,7 @@ def worker(name: str, backend: str, thread_counts: list[int]) -> dict:
         heads, sk = tracking.positions[1:T + 1, 0], Skeleton.smpl22()
         jit = {}
         for ov in (0, overlap):
-            pred = d6 if ov == overlap else predict_sequence(model, cond, "offline", overlap=ov)
+            pred = d6 if ov == overlap else predict_sequence(model, cond, SamplingOptions("offline", overlap=ov))
             fk, _ = place_by_head(rot6d_to_matrix(pred.double()), heads.double(), sk)
             j = seam_jitter(fk.positions, offline_boundaries(T, N, ov, first_frame=0), fps=60)
             jit[f"overlap_{ov}"] = {k: (v / 100 if k != "ratio" else v) for k, v in j.items()}
@@ -342,7 +346,7 @@ def _sample_flops(sampler) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mage.model.network import onednn_linear
+    from mage.model.onednn import onednn_linear
     from mage.model.pipeline import as_sampler
 
     sampler = as_sampler(sampler)
@@ -356,7 +360,7 @@ def _sample_flops(sampler) -> int:
 def _kernel(variant: str):
     """The float32 kernel a peer-section row runs with: PyTorch's default for the rows that
     say so, else oneDNN (mage's default; plain ``nn.Linear`` layers ignore the switch)."""
-    from mage.model.network import onednn_linear
+    from mage.model.onednn import onednn_linear
 
     return onednn_linear("PyTorch's default" not in variant)
 
@@ -367,7 +371,7 @@ def _with_mage_linears(module):
     to the copy: its bound ``denoise`` and ``model`` are copied through the memo.)"""
     import copy
 
-    from mage.model.network import Linear, convert_linears
+    from mage.model.onednn import Linear, convert_linears
 
     return convert_linears(copy.deepcopy(module), Linear)
 
@@ -376,11 +380,10 @@ def peer_worker() -> dict:
     """The peer comparison (module docstring); runs in its own process."""
     import torch
 
-    sys.path.insert(0, str(HERE))
-    from reference import DESCRIPTION, NAME, build_reference
-
+    from benchmarks.latency.reference import DESCRIPTION, NAME, build_reference
     from mage.demo.synthetic import synthetic_tracking
-    from mage.inference.sequence import DEFAULT_BATCH_SIZE, predict_sequence, window_starts
+    from mage.inference.options import DEFAULT_BATCH_SIZE, SamplingOptions
+    from mage.inference.sequence import predict_sequence, window_starts
     from mage.inference.streaming import Streamer
     from mage.model.pipeline import MagePipeline
 
@@ -423,12 +426,14 @@ def peer_worker() -> dict:
     timings = {k: {"wall": [], "cpu": []} for k in variants}
     for name, (sampler, _, overlap, _) in variants.items():
         with _kernel(name):
-            predict_sequence(sampler, cond[: 2 * int(sampler.window)], "offline", overlap=overlap)  # warm-up
+            # warm-up
+            predict_sequence(sampler, cond[: 2 * int(sampler.window)], SamplingOptions("offline", overlap=overlap))
     for _ in range(PEER_ROUNDS):
         for name, (sampler, _, overlap, _) in variants.items():
+            offline = SamplingOptions("offline", overlap=overlap, batch_size=DEFAULT_BATCH_SIZE)
             w0, c0 = time.perf_counter(), time.process_time()
             with _kernel(name):
-                predict_sequence(sampler, cond, "offline", overlap=overlap, batch_size=DEFAULT_BATCH_SIZE)
+                predict_sequence(sampler, cond, offline)
             timings[name]["wall"].append(time.perf_counter() - w0)
             timings[name]["cpu"].append(time.process_time() - c0)
     for name, (sampler, _, overlap, _) in variants.items():
@@ -447,7 +452,7 @@ def peer_worker() -> dict:
 
     # online: Streamer.push, batch 1, back to back, one push of each model in turn
     frames = stream_frames(tracking, 5 + PEER_ONLINE_FRAMES)
-    streamers = {name: Streamer(v[1][0], "torch", precision=v[1][1]) for name, v in variants.items()
+    streamers = {name: Streamer(v[1][0], "torch", SamplingOptions(precision=v[1][1])) for name, v in variants.items()
                  if v[1] is not None}
     for f in frames[:5]:
         for name, st in streamers.items():
@@ -474,7 +479,7 @@ def peer_worker() -> dict:
     return out
 
 
-ACCURACY_DATA = HERE.parents[1] / "data" / "full"  # built by `mage data build --recipe full` (not committed)
+ACCURACY_DATA = ROOT / "data" / "full"  # built by `mage data build --recipe full` (not committed)
 ACCURACY_EVERY = 4  # every 4th held-out clip (124 of 496): the options' differences are far above its noise
 
 
@@ -487,8 +492,9 @@ def accuracy_of_options(every: int = ACCURACY_EVERY) -> dict | None:
     from mage.core import rotations as rot
     from mage.data.dataset import ProcessedDataset
     from mage.evaluate.protocol import evaluate
+    from mage.inference.options import SamplingOptions
     from mage.inference.sequence import predict_sequence
-    from mage.model.network import onednn_linear
+    from mage.model.onednn import onednn_linear
 
     if not (ACCURACY_DATA / "manifest.json").is_file():
         return None
@@ -505,7 +511,7 @@ def accuracy_of_options(every: int = ACCURACY_EVERY) -> dict | None:
         kernel = kw.pop("kernel", "onednn")
 
         def predict(cond, head, kw=kw):
-            return rot.rot6d_to_matrix(predict_sequence(model, cond, "offline", **kw).double())
+            return rot.rot6d_to_matrix(predict_sequence(model, cond, SamplingOptions("offline", **kw)).double())
 
         t0 = time.process_time()
         with torch.inference_mode(), onednn_linear(kernel == "onednn"):
@@ -544,7 +550,7 @@ def render_peer(peer: dict) -> list[str]:
              f"{peer['load_after']}; 1024x1024 float32 matmul in the same process: PyTorch's default "
              f"(MKL) {pk['torch']:.0f}, oneDNN {pk.get('torch_onednn', float('nan')):.0f}, onnxruntime "
              f"{pk['onnxruntime']:.0f} GFLOP/s. mage's layers run float32 inference on oneDNN "
-             "(`mage.model.network.Linear`); the reference is timed as its own code would run, "
+             "(`mage.model.onednn.Linear`); the reference is timed as its own code would run, "
              "with PyTorch's standard layers; the two \"kernel\" rows show each with the other's "
              "kernel. Ratios are medians of "
              "the per-round ratios. CPU = process CPU time (less sensitive to other jobs on a "
@@ -602,6 +608,7 @@ def thread_worker(kind: str, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     from mage.demo.synthetic import synthetic_tracking
+    from mage.inference.options import SamplingOptions
     from mage.inference.sequence import predict_sequence
     from mage.inference.streaming import Streamer
 
@@ -618,9 +625,9 @@ def thread_worker(kind: str, threads: int) -> dict:
         return {"unit": "frames/s", "value": 180 / (time.perf_counter() - t0)}
     if kind == "offline":
         cond = tracking.condition()[:1200]
-        predict_sequence(model, cond[:200], "offline")
+        predict_sequence(model, cond[:200], SamplingOptions("offline"))
         t0 = time.perf_counter()
-        predict_sequence(model, cond, "offline", batch_size=64)
+        predict_sequence(model, cond, SamplingOptions("offline", batch_size=64))
         return {"unit": "frames/s", "value": 1200 / (time.perf_counter() - t0)}
     from mage.model.pipeline import MagePipeline
 
@@ -649,7 +656,7 @@ def threads_section(thread_counts: list[int]) -> dict:
         with cpu_load(load):
             for kind in THREAD_KINDS:
                 for th in thread_counts:
-                    proc = subprocess.run([sys.executable, __file__, "--thread-worker", kind, str(th)],
+                    proc = subprocess.run([*SELF, "--thread-worker", kind, str(th)], cwd=ROOT,
                                           capture_output=True, text=True, check=False)
                     if proc.returncode != 0:
                         err = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -666,7 +673,7 @@ def threads_section(thread_counts: list[int]) -> dict:
 def render_threads(doc: dict) -> list[str]:
     """The threads section of latency.md."""
     lines = ["", "## Threads: the defaults of the commands", "",
-             f"Run {doc['date']} with `python benchmarks/latency/run.py --threads-section` on "
+             f"Run {doc['date']} with `python -m benchmarks.latency.run --threads-section` on "
              f"{doc['cores']} logical CPUs (load before: {doc['load_before']}); mage-small with the "
              f"bundled weights, each figure in a fresh process. \"As found\" = the machine as it was "
              "(see the load average: other jobs may be running); \"+ busy\" = "
@@ -702,7 +709,7 @@ def render_threads(doc: dict) -> list[str]:
 def _run_peer() -> dict | None:
     """The peer section in a fresh process (None if it failed)."""
     print("-- peer: interleaved with the AGRoL-class reference", flush=True)
-    proc = subprocess.run([sys.executable, __file__, "--peer-worker"], capture_output=True, text=True, check=False)
+    proc = subprocess.run([*SELF, "--peer-worker"], cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print("   failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1], flush=True)
         return None
@@ -759,14 +766,14 @@ def main(argv=None) -> int:
         return 0 if doc["peer"] else 1
 
     doc = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "command": "python benchmarks/latency/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "command": "python -m benchmarks.latency.run " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": machine(), "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "results": []}
     for name in args.models:
         for backend in args.backends:
             print(f"-- {name} / {backend}", flush=True)
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, __file__, "--worker", name, backend, "--threads",
-                                   *map(str, args.threads)], capture_output=True, text=True, check=False)
+            proc = subprocess.run([*SELF, "--worker", name, backend, "--threads", *map(str, args.threads)],
+                                  cwd=ROOT, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 err = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"   failed: {err}", flush=True)

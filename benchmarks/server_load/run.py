@@ -1,8 +1,8 @@
 """Load test of the WebSocket pose server on loopback: N well-behaved clients at a fixed
 frame rate plus one client that floods frames without reading its replies.
 
-    python benchmarks/server_load/run.py                  # -> benchmarks/results/server_load.{json,md}
-    python benchmarks/server_load/run.py --seconds 10 --rates 60 10 --out /tmp/load
+    python -m benchmarks.server_load.run         # -> benchmarks/server_load/results/server_load.{json,md}
+    python -m benchmarks.server_load.run --seconds 10 --rates 60 10 --out /tmp/load
 
 The server runs in its own process as ``mage serve`` does (the bundled ``cmu-small``
 model, one torch thread, ``--workers`` inference threads); this process runs the
@@ -31,7 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.common import ROOT
+
+RESULTS = Path(__file__).resolve().parent / "results"
 FRAME = {"head": {"position": [0.0, 0.0, 1.6], "quaternion": [0.0, 0.0, 0.0, 1.0]},
          "left": {"position": [0.3, 0.1, 1.0], "quaternion": [0.0, 0.0, 0.0, 1.0]},
          "right": {"position": [-0.3, 0.1, 1.0], "quaternion": [0.0, 0.0, 0.0, 1.0]}}
@@ -119,8 +121,8 @@ async def _flooder_process(url: str, seconds: float, rate: float) -> int:
     """The flooder in its own process (as another machine would be), so that its sending
     does not slow the well-behaved clients' event loop."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--flood", url, str(seconds), str(rate), stdout=asyncio.subprocess.PIPE,
-        cwd=ROOT)
+        sys.executable, "-m", "benchmarks.server_load.run", "--flood", url, str(seconds), str(rate),
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT)
     out, _ = await proc.communicate()
     return int(out.decode().strip().splitlines()[-1])
 
@@ -190,7 +192,8 @@ async def main_async(args) -> dict:
         for rate in args.rates:
             r = await trial(url, proc.pid, args.clients, rate, args.seconds, args.flood_rate)
             print(f"{rate:5.1f} Hz x {args.clients}: min fraction {r['fraction_min']:.3f}, "
-                  f"{r['poses_per_s_total']} poses/s, server {r['server_cpu_cores_used']} cores, p95 {r['latency_ms_p95_max']} ms, "
+                  f"{r['poses_per_s_total']} poses/s, server {r['server_cpu_cores_used']} cores, "
+                  f"p95 {r['latency_ms_p95_max']} ms, "
                   f"flooder sent {r['flooder_frames_sent']}, RSS {r['server_rss_mb']}", flush=True)
             trials.append(r)
             if r["all_clients_90pct"] and rate != args.rates[0] and not args.all_rates:
@@ -236,7 +239,7 @@ def main(argv=None) -> int:
     p.add_argument("--all-rates", action="store_true", help="try every rate (default: stop at the first that works)")
     p.add_argument("--flood-rate", type=float, default=5000.0, help="frames/s the flooding client sends")
     p.add_argument("--flood", nargs=3, metavar=("URL", "SECONDS", "RATE"), help=argparse.SUPPRESS)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if args.flood:  # the flooding client's own process
         print(asyncio.run(_flooder(args.flood[0], float(args.flood[1]), float(args.flood[2]))))
@@ -277,8 +280,8 @@ def main(argv=None) -> int:
     summary += (f" Server memory: {rss[0]['start']} MB at the start, {rss[-1]['end']} MB at the end, at most "
                 f"{max(r['max'] for r in rss)} MB (flat: bounded queues, dropped frames are not kept).")
     report = {
-        "command": "python benchmarks/server_load/run.py" + ("" if argv is None and len(sys.argv) == 1
-                                                              else " " + " ".join(argv or sys.argv[1:])),
+        "command": "python -m benchmarks.server_load.run" + ("" if argv is None and len(sys.argv) == 1
+                                                                else " " + " ".join(argv or sys.argv[1:])),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared), {platform.python_version()}, "
                    f"{platform.platform()}",
         "ckpt": args.ckpt, "workers": args.workers, "clients": args.clients, "seconds": args.seconds,

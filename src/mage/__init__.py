@@ -17,13 +17,18 @@ Layout (data flows top to bottom):
 __version__ = "0.1.0"
 
 
-def __getattr__(name):  # lazy, so that `import mage` stays fast
+# Lazy (PEP 562), so that `import mage` stays fast and torch-free.
+def __getattr__(name):
     if name == "load_pretrained":
-        from mage.inference.pretrained import load_pretrained
+        from mage.inference.pretrained import load_pretrained  # noqa: PLC0415
 
         return load_pretrained
     if name == "Streamer":
-        from mage.inference.streaming import Streamer
+        from mage.inference.streaming import Streamer  # noqa: PLC0415
 
         return Streamer
+    if name == "SamplingOptions":
+        from mage.inference.options import SamplingOptions  # noqa: PLC0415
+
+        return SamplingOptions
     raise AttributeError(f"module 'mage' has no attribute {name!r}")

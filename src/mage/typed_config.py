@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
+from types import UnionType
 
 
 def check_config_keys(d, cls, what: str) -> None:
@@ -23,9 +25,6 @@ def coerce(name: str, value, tp, numeric_strings: bool = False):
     "1e-4" as a float (YAML 1.1 reads ``1e-4`` as a string; for configs read from YAML).
     ``name`` is used in the error message.
     """
-    import typing
-    from types import UnionType
-
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is bool:
         if not isinstance(value, bool):

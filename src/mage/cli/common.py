@@ -8,17 +8,20 @@ Pure Python: importing this module imports no torch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
+from mage.data import samples  # the clips shipped with the package, sample:NAME (no torch)
+
 # The checkpoint every command uses when --ckpt is not given (a folder under
 # mage/assets/checkpoints/), defined once there (importing it imports no torch).
-from mage.inference.pretrained import DEFAULT_CHECKPOINT
+from mage.inference.options import SamplingOptions  # torch-free
+from mage.model.checkpoint_paths import DEFAULT_CHECKPOINT
 
-
-# Default intra-op threads per kind of work, from the threads section of
-# benchmarks/latency/results/latency.md (mage-small on a 2-core CPU): with one other busy
+# Default intra-op threads per kind of work, measured by the latency benchmark's threads
+# section (mage-small on a 2-core CPU; tests/test_cli.py checks them): with one other busy
 # process, one thread was 1.6x (streaming), 2.9x (offline batches) and 15x (training
 # steps) faster than two, because threads that spin waiting for a core held by another
 # program stall every operation; on the idle machine two threads were 1.4x (offline) and
@@ -71,7 +74,7 @@ def checkpoint_folder(name_or_path: str | None) -> Path:
     model when None, a packaged name, a checkpoint folder or a run folder. Cheap (no
     torch), so commands call it before loading anything; a model preset name gets a
     hint instead of a bare "not found"."""
-    from mage.inference.pretrained import available_checkpoints, licence_notice, resolve_checkpoint
+    from mage.model.checkpoint_paths import available_checkpoints, licence_notice, resolve_checkpoint
 
     name = DEFAULT_CHECKPOINT if name_or_path is None else str(name_or_path)
     try:
@@ -102,6 +105,19 @@ def load_model(name_or_path: str | None, device: str = "cpu"):
     return load_pretrained(checkpoint_folder(name_or_path), device=device)
 
 
+def sampling_options(args, **values) -> SamplingOptions:
+    """The SamplingOptions of a command's flags (those of its fields the command has:
+    --mode, --steps, --seed, --overlap, --batch-size, --consistency), with ``values`` for
+    the rest. Built once, before any heavy import: a bad value is a one-line error naming
+    its flag (every SamplingOptions error starts with its field's name)."""
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions) if hasattr(args, f.name)}
+    try:
+        return SamplingOptions(**{**flags, **values})
+    except ValueError as err:
+        field, _, problem = str(err).partition(": ")
+        raise ValueError(f"--{field.replace('_', '-')}: {problem}") from None
+
+
 def check_device(name: str) -> None:
     """A cheap check of --device (the CUDA check happens when the model loads)."""
     base = name.split(":", 1)[0]
@@ -109,9 +125,20 @@ def check_device(name: str) -> None:
         raise ValueError(f"--device {name}: expected cpu, cuda, cuda:N (or mps, xpu)")
 
 
+# The help text of every argument that reads a motion file (mage.data.samples).
+SAMPLE_HELP = f"{samples.PREFIX}NAME: a clip shipped with the package ({', '.join(samples.sample_names())})"
+
+
+def motion_path(value: str | os.PathLike) -> Path:
+    """A command-line motion file: ``sample:NAME`` is that bundled clip (ValueError, one
+    line listing the samples, for an unknown name); anything else is taken as a path."""
+    return samples.resolve(value)
+
+
 def input_file(path: str | os.PathLike, what: str = "input") -> Path:
-    """``path`` if it is an existing file, else a one-line error naming it."""
-    p = Path(path)
+    """``path`` (or the ``sample:NAME`` clip, :func:`motion_path`) if it is an existing
+    file, else a one-line error naming it."""
+    p = motion_path(path)
     if p.is_dir():
         raise ValueError(f"{p}: is a folder; expected an {what} file")
     if not p.is_file():

@@ -1,5 +1,7 @@
 """``mage data``: import, export, inspect motion files and build the processed dataset.
 
+Usage::
+
     mage data import FILE... -o OUT [--rig NAME|map.json] [--body-model PATH]
     mage data export IN -o OUT.{bvh,npz} [--format amass|mage]
     mage data build [SOURCE...] -o OUT [--recipe NAME] [--split-test SUBJECTS] [--workers N]
@@ -13,15 +15,72 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mage.cli.common import SAMPLE_HELP, ExamplesHelpFormatter, motion_path
+from mage.data import samples  # pure Python
+
+# The --help text of each command: examples first (tests/test_docs_examples.py parses
+# every `mage ...` line and runs the cheap ones), then what it does.
+DATA_HELP = f"""examples:
+    mage data info sample:walk                   # a motion file: frames, fps, height, the joint map
+    mage data import sample:walk -o walk.npz     # any supported file -> the project's npz
+    mage data build --recipe cmu-mini -o data/cmu-mini
+
+Import, export and inspect motion files; build the processed dataset. Motion files: BVH,
+ASF/AMC, AMASS npz, the project's npz, or {samples.PREFIX}NAME (a clip shipped with the
+package; `mage data info {samples.PREFIX}` lists them)."""
+
+IMPORT_HELP = """examples:
+    mage data import sample:walk -o walk.npz                 # a bundled CMU clip (ASF/AMC) -> npz
+    mage data import sample:walk sample:run -o imported/     # several files: one <name>.npz each
+    mage data import mine.bvh -o mine.npz --write-map mine_map.json   # also save the joint map chosen
+    mage data import mine.bvh -o mine.npz --rig mine_map.json         # again, with the map edited
+
+Reads BVH, ASF/AMC (the .asf beside the .amc), AMASS npz (--body-model) and the project's
+npz, maps any humanoid rig onto the SMPL 22-joint skeleton (--rig auto) and writes the
+project's npz at the file's own frame rate. One failed file is reported and the others
+go on (exit 2 at the end)."""
+
+EXPORT_HELP = """examples:
+    mage data export sample:walk -o walk.bvh                  # ASF/AMC -> BVH of the SMPL-22 skeleton
+    mage data export walk_demo/prediction.npz -o prediction.bvh
+    mage data export walk.npz -o walk_amass.npz --format amass --body-model body_models/smplh
+
+Writes a motion file (any format mage data import reads) as BVH, the project's npz or an
+AMASS-style SMPL-H npz (--format amass)."""
+
+INFO_HELP = f"""examples:
+    mage data info sample:                     # the samples shipped with the package
+    mage data info sample:walk                 # frames, fps, duration, height, the joint map chosen
+    mage data info data/cmu-mini               # a built dataset: clips, hours and licences per split
+
+FILE: a motion file, {samples.PREFIX}NAME (a clip shipped with the package: {", ".join(samples.sample_names())})
+or a dataset folder (mage data build)."""
+
+BUILD_HELP = """examples:
+    mage data build --recipe cmu-mini -o data/cmu-mini        # open motion capture: see below
+    mage data build mocap/ -o data/mine --split-test 03,07    # your own files, split by subject
+    mage data build AMASS -o data/amass-p1 --body-model body_models/smplh --amass-protocol 1 \\
+        --train-list CMU/train_split.txt --test-list CMU/test_split.txt
+
+Imports every motion file under SOURCE, resamples to 60 fps, splits by subject (no
+performance on both sides) and writes a manifest, one record per clip and
+build_report.md. --recipe NAME builds from open motion capture that does not ship with
+the package (the samples are seconds long): cmu-mini needs the CMU Graphics Lab database
+(mocap.cs.cmu.edu) in $MAGE_DATA_CACHE/mocap (default ~/.cache/mage-data/mocap) or
+--source DIR; permissive, full and bandai need more folders in $MAGE_DATA_CACHE. A missing
+source is a one-line error saying what data the recipe needs, where to get it, the
+layout it expects and where to put it (mage.data.recipes)."""
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="import/export motion files, build the training dataset",
-                              description="Import, export and inspect motion files; build the processed dataset.")
+                              description=DATA_HELP, formatter_class=ExamplesHelpFormatter)
     sub = p.add_subparsers(title="data commands", metavar="DATA_COMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
-    imp = sub.add_parser("import", help="motion files (.bvh, .amc, AMASS .npz) -> the project's npz")
-    imp.add_argument("files", nargs="+", metavar="FILE")
+    imp = sub.add_parser("import", help="motion files (.bvh, .amc, AMASS .npz) -> the project's npz",
+                         description=IMPORT_HELP, formatter_class=ExamplesHelpFormatter)
+    imp.add_argument("files", nargs="+", metavar="FILE", help=f"motion file ({SAMPLE_HELP})")
     imp.add_argument("-o", "--out", required=True,
                      help="output .npz for one file, or a folder (one <name>.npz per file)")
     _add_rig_and_model(imp)
@@ -30,8 +89,9 @@ def register(subparsers) -> None:
                           "pass it back with --rig MAP.json")
     imp.set_defaults(func=run_import)
 
-    exp = sub.add_parser("export", help="a motion file -> BVH or npz (project or AMASS layout)")
-    exp.add_argument("input", metavar="IN")
+    exp = sub.add_parser("export", help="a motion file -> BVH or npz (project or AMASS layout)",
+                         description=EXPORT_HELP, formatter_class=ExamplesHelpFormatter)
+    exp.add_argument("input", metavar="IN", help=f"motion file ({SAMPLE_HELP})")
     exp.add_argument("-o", "--out", required=True, help="OUT.bvh or OUT.npz")
     exp.add_argument("--format", choices=("mage", "amass"), default=None,
                      help="npz layout (default mage; amass: SMPL-H poses (T, 156) for smplx)")
@@ -40,7 +100,8 @@ def register(subparsers) -> None:
     _add_rig_and_model(exp)
     exp.set_defaults(func=run_export)
 
-    b = sub.add_parser("build", help="raw motion files -> processed dataset (manifest + records)")
+    b = sub.add_parser("build", help="raw motion files -> processed dataset (manifest + records)",
+                       description=BUILD_HELP, formatter_class=ExamplesHelpFormatter)
     b.add_argument("sources", nargs="*", metavar="SOURCE", help="motion files or folders")
     b.add_argument("-o", "--out", required=True, help="dataset folder")
     from mage.data.recipes import RECIPES  # pure Python + numpy: no torch at parse time
@@ -70,8 +131,10 @@ def register(subparsers) -> None:
     b.set_defaults(func=run_build)
 
     info = sub.add_parser("info", help="frames, fps, duration, height and rig of a motion file "
-                                       "(or a summary of a dataset folder)")
-    info.add_argument("file", metavar="FILE")
+                                       "(or a summary of a dataset folder, or the list of samples)",
+                          description=INFO_HELP, formatter_class=ExamplesHelpFormatter)
+    info.add_argument("file", metavar="FILE", help=f"motion file ({SAMPLE_HELP}; {samples.PREFIX} lists them) "
+                                                  "or dataset folder")
     _add_rig_and_model(info)
     info.set_defaults(func=run_info)
 
@@ -88,7 +151,7 @@ def run_import(args) -> int:
     from mage.cli.main import CLIError
     from mage.data.io import load_motion
 
-    files = [Path(f) for f in args.files]
+    files = [motion_path(f) for f in args.files]  # sample:NAME -> its file
     out = Path(args.out)
     if out.suffix.lower() == ".npz":
         if len(files) != 1:
@@ -149,7 +212,7 @@ def _write_map(motion, path) -> None:
 def run_export(args) -> int:
     from mage.data.io import load_motion, save_motion
 
-    motion = load_motion(args.input, rig=args.rig, body_model=args.body_model)
+    motion = load_motion(motion_path(args.input), rig=args.rig, body_model=args.body_model)
     kwargs = {}
     if args.format == "amass":
         kwargs = {"gender": args.gender, "body_model": args.body_model}
@@ -167,7 +230,7 @@ def run_build(args) -> int:
         test = [s for s in (x.strip() for x in args.split_test.split(",")) if s]
     split_files = None
     if args.amass_protocol is not None:
-        from mage.data.build import amass_protocol_splits
+        from mage.data.discover import amass_protocol_splits
 
         if len(sources) != 1:
             raise ValueError("--amass-protocol: give exactly one SOURCE, the AMASS root folder")
@@ -193,7 +256,9 @@ def motion_height(motion) -> float:
 
 
 def run_info(args) -> int:
-    path = Path(args.file)
+    if args.file == samples.PREFIX:
+        return _samples_info()
+    path = motion_path(args.file)
     if path.is_dir():
         return _dataset_info(path)
     from mage.data.io import detect_format, load_motion
@@ -220,6 +285,19 @@ def run_info(args) -> int:
         print("joint map (SMPL joint <- source joint):")
         for k, v in joint_map.items():
             print(f"  {k} <- {v}")
+    return 0
+
+
+def _samples_info() -> int:
+    """``mage data info sample:``: the clips shipped with the package (mage.data.samples)."""
+    from mage.data.asfamc import CMU_FPS
+
+    print(f"samples shipped with the package, in {samples.SAMPLES_DIR} (licence and source: its README.md):")
+    for sample in samples.SAMPLES.values():
+        first, last = samples.frame_range(sample.name)
+        print(f"  {samples.PREFIX + sample.name:<13} {(last - first + 1) / CMU_FPS:4.2f} s  "
+              f"CMU trial {sample.trial}, frames {first}-{last}: {sample.description}")
+    print(samples.ACKNOWLEDGEMENT)
     return 0
 
 
@@ -256,7 +334,7 @@ def _dataset_info(root: Path) -> int:
         frames = sum(ds.info(i)["frames"] for i in ids)
         print(f"  {split}: {len(ids)} clips, {frames} frames, {frames / ds.fps / 3600:.2f} h "
               f"({frames / ds.fps / 60:.2f} min)")
-    from mage.data.build import licence_summary
+    from mage.data.build_report import licence_summary
 
     for licence, hours in licence_summary(ds.manifest).items():
         print(f"  licence {licence}: " + ", ".join(f"{k} {v:.2f} h" for k, v in hours.items()))

@@ -1,8 +1,9 @@
 """``mage demo``: run the bundled model on a built-in input (no data, no download).
 
 examples:
-    mage demo                              # SYNTHETIC input -> ./mage_demo/
-    mage demo --input walk.bvh -o walk_demo
+    mage demo                                   # SYNTHETIC input -> ./mage_demo/
+    mage demo --input sample:walk -o walk_demo  # a real captured walk shipped with the package
+    mage demo --input sample:jump -o jump_demo --gif
     mage demo --duration 10 --gif
 
 Predicts full-body motion for a SYNTHETIC head + controller trajectory (a person walking,
@@ -15,6 +16,7 @@ into --out.
 from __future__ import annotations
 
 from mage.cli.common import (
+    SAMPLE_HELP,
     ExamplesHelpFormatter,
     add_ckpt_argument,
     add_threads_argument,
@@ -26,7 +28,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="run the bundled model on a built-in synthetic input (or your file) and render it",
         description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
-    p.add_argument("--input", metavar="FILE", help="motion file (.bvh/.amc/.npz) or tracking log (.csv/.json)")
+    p.add_argument("--input", metavar="FILE",
+                   help=f"motion file (.bvh/.amc/.npz; {SAMPLE_HELP}) or tracking log (.csv/.json)")
     p.add_argument("--rig", default="auto",
                    help="--input BVH/ASF-AMC joint map: preset name or map.json (default auto)")
     p.add_argument("-o", "--out", default="mage_demo", help="output folder (default ./mage_demo)")
@@ -46,8 +49,7 @@ def run(args) -> int:
     from mage.cli.common import check_device, checkpoint_folder, input_file, output_folder, set_threads
 
     t0 = time.perf_counter()
-    if args.input is not None:
-        input_file(args.input)
+    input_path = input_file(args.input) if args.input is not None else None  # sample:NAME -> its file
     if not 0 < args.duration <= 600:
         raise ValueError(f"--duration: expected 0 < S <= 600 seconds, got {args.duration:g}")
     output_folder(args.out)
@@ -59,7 +61,7 @@ def run(args) -> int:
 
     print("mage demo" + (f": {args.input}" if args.input else
                          ": SYNTHETIC input (procedural walk, turn and reach; not captured data)"))
-    result = run_demo(args.out, args.input, ckpt, args.duration, render=not args.no_render,
+    result = run_demo(args.out, input_path, ckpt, args.duration, render=not args.no_render,
                       video_format="gif" if args.gif else "mp4", device=args.device, rig=args.rig)
     if result.metrics:
         from mage.evaluate.metrics import METRICS

@@ -1,13 +1,23 @@
-"""``mage env``: versions and hardware, to paste into bug reports."""
+"""``mage env``: versions and hardware, to paste into bug reports.
+
+examples:
+    mage env                 # copy the output into the bug report
+
+Prints the versions of mage, Python, torch and the other dependencies, whether CUDA is
+available (and the GPU's name) and the CPU threads torch uses.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
 import platform
 
+from mage.cli.common import ExamplesHelpFormatter, describe
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("env", help="print versions and hardware for bug reports")
+    p = subparsers.add_parser("env", help="print versions and hardware for bug reports",
+                              description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
     p.set_defaults(func=run)
 
 

@@ -13,6 +13,7 @@ per_sequence.csv into --out (see mage.evaluate.report).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from mage.cli.common import (
@@ -24,26 +25,24 @@ from mage.cli.common import (
     checkpoint_folder,
     describe,
     output_folder,
+    sampling_options,
     set_threads,
 )
-from mage.inference import ONLINE_CONSISTENCY, check_consistency  # torch-free
-
-BASELINE_CHOICES = ("mean-pose", "copy-tracked")  # = mage.evaluate.baselines.BASELINES
+from mage.evaluate import BASELINES  # torch-free
+from mage.inference.options import MODES, ONLINE_CONSISTENCY  # torch-free
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "eval", help="evaluate a checkpoint or a baseline on the community protocol",
-        description=describe(__doc__), formatter_class=ExamplesHelpFormatter,
-    )
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint or a baseline on the community protocol",
+                              description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
     what = p.add_mutually_exclusive_group()
     add_ckpt_argument(what)
-    what.add_argument("--baseline", choices=BASELINE_CHOICES,
+    what.add_argument("--baseline", choices=BASELINES,
                       help="evaluate a trivial baseline instead of a checkpoint")
     p.add_argument("--data", required=True, metavar="DIR", help="processed data set folder")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report files")
-    p.add_argument("--mode", choices=("offline", "online"), default="offline",
+    p.add_argument("--mode", choices=MODES, default="offline",
                    help="offline (whole-sequence windows) or online (causal); default offline")
     p.add_argument("--steps", type=int, default=None, metavar="K",
                    help="sampler steps (default: the checkpoint's)")
@@ -83,9 +82,7 @@ def run(args) -> int:
     if not data.is_dir():
         raise FileNotFoundError(f"--data {data}: no such folder (expected a processed data set "
                                 "with manifest.json and sequences/)")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected a positive number of sampler steps, got {args.steps}")
-    check_consistency(args.consistency, "--consistency")
+    options = sampling_options(args)  # the seed: one run per --seeds value below
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds: repeated seed(s) in {args.seeds}")
     output_folder(args.out)
@@ -112,20 +109,19 @@ def run(args) -> int:
         result = evaluate(predict, dataset, args.split, method=f"baseline:{args.baseline}",
                           settings={"baseline": args.baseline, "device": "cpu"}, limit=args.limit)
     else:
-        from mage.inference.sequence import model_predict_fn
-
         from mage.cli.common import DEFAULT_CHECKPOINT, load_model
+        from mage.inference.sequence import model_predict_fn
 
         name = args.ckpt or DEFAULT_CHECKPOINT
         model = load_model(ckpt, device=str(device))  # name, checkpoint or run folder
-        settings = {"checkpoint": name, "mode": args.mode,
-                    "steps": "default" if args.steps is None else args.steps, "device": str(device)}
-        if args.mode == "online":
-            settings["consistency"] = args.consistency  # the carry-over lambda the scores depend on
+        settings = {"checkpoint": name, "mode": options.mode,
+                    "steps": "default" if options.steps is None else options.steps, "device": str(device)}
+        if options.mode == "online":
+            settings["consistency"] = options.consistency  # the carry-over lambda the scores depend on
         runs = []
         for seed in args.seeds:
             try:
-                predict = model_predict_fn(model, args.mode, args.steps, seed, args.consistency)
+                predict = model_predict_fn(model, dataclasses.replace(options, seed=seed))
             except ImportError as err:
                 raise CLIError(f"cannot predict: mage.inference.sequence is unavailable ({err})") from None
             runs.append(evaluate(predict, dataset, args.split, method=str(name), seed=seed,

@@ -33,6 +33,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from mage.cli.common import check_threads, checkpoint_folder, load_model, output_file, set_threads
     from mage.cli.main import CLIError
+    from mage.model.config import check_steps  # torch-free
 
     check_threads(args.threads)
     out = output_file(args.onnx, (".onnx",), "ONNX")
@@ -40,8 +41,7 @@ def run(args) -> int:
     if not args.no_sampler:
         sampler = output_file(args.sampler, (".onnx",), "ONNX") if args.sampler else out.with_suffix(".sampler.onnx")
         jobs.append(("sampler", sampler))
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
+    check_steps(args.steps, "--steps")
     ckpt = checkpoint_folder(args.ckpt)
 
     from mage.inference.onnx_export import compare_with_torch, export_onnx, onnx_session

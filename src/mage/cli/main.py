@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="MAGE: full-body motion from a VR headset and two controllers.\n\n"
                     "examples:\n"
                     "  mage demo                       # the bundled model on a synthetic input -> ./mage_demo/\n"
-                    "  mage predict --input walk.bvh -o walk_pred.npz\n"
+                    "  mage demo --input sample:walk   # ... on a captured walk shipped with the package\n"
+                    "  mage predict --input sample:walk -o walk_pred.npz\n"
                     "  mage predict --help             # every command: its options and examples",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -13,14 +13,30 @@ import json
 
 from mage.cli.common import DEFAULT_CHECKPOINT, ExamplesHelpFormatter, add_threads_argument, describe
 
+LIST_HELP = """examples:
+    mage model list
+
+Presets are architectures to train (mage train --preset NAME); packaged checkpoints are
+trained weights shipped with the package (--ckpt NAME), each with its licence."""
+
+INFO_HELP = """examples:
+    mage model info                             # the bundled checkpoint
+    mage model info permissive-small --json     # another packaged checkpoint, as JSON
+    mage model info mage-paper --timing         # a preset (random weights), timed on this CPU
+
+Parameters per stage, FLOPs (per denoising call, window and output frame) and memory of a
+preset, a packaged checkpoint or a checkpoint / run folder."""
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("model", help="model card (parameters, FLOPs, memory) and presets",
                               description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
     sub = p.add_subparsers(title="model commands", metavar="MODEL_COMMAND", dest="model_command")
-    p_list = sub.add_parser("list", help="list the named presets and the packaged checkpoints")
+    p_list = sub.add_parser("list", help="list the named presets and the packaged checkpoints",
+                            description=LIST_HELP, formatter_class=ExamplesHelpFormatter)
     p_list.set_defaults(func=run)
-    p_info = sub.add_parser("info", help="parameters per stage, FLOPs and memory of a preset or checkpoint")
+    p_info = sub.add_parser("info", help="parameters per stage, FLOPs and memory of a preset or checkpoint",
+                            description=INFO_HELP, formatter_class=ExamplesHelpFormatter)
     p_info.add_argument("target", metavar="PRESET_OR_CKPT", nargs="?", default=DEFAULT_CHECKPOINT,
                         help="a preset name (see `mage model list`), a packaged checkpoint name or a "
                              f"checkpoint / run folder (default: the bundled {DEFAULT_CHECKPOINT})")
@@ -46,10 +62,8 @@ def run(args) -> int:
 
 
 def _run_list() -> int:
+    from mage.model.checkpoint_paths import DEFAULT_CHECKPOINT, PACKAGED_DIR, available_checkpoints, checkpoint_card
     from mage.model.config import PRESET_DESCRIPTIONS, MageConfig
-
-    from mage.inference.pretrained import (DEFAULT_CHECKPOINT, PACKAGED_DIR, available_checkpoints,
-                                           checkpoint_card)
 
     print("presets (architectures to train: mage train --preset NAME):")
     for name, description in PRESET_DESCRIPTIONS.items():
@@ -67,12 +81,11 @@ def _run_list() -> int:
 def _run_info(args) -> int:
     from mage.cli.common import check_threads, set_threads
     from mage.cli.main import CLIError
-    from mage.inference.pretrained import resolve_checkpoint
-    from mage.model.config import PRESET_DESCRIPTIONS
+    from mage.model.checkpoint_paths import resolve_checkpoint
+    from mage.model.config import PRESET_DESCRIPTIONS, check_steps
 
     check_threads(args.threads)
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
+    check_steps(args.steps, "--steps")
     ckpt = None
     if args.target not in PRESET_DESCRIPTIONS:
         try:  # a packaged checkpoint name, a checkpoint folder or a training run folder

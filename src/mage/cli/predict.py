@@ -1,9 +1,9 @@
 """``mage predict``: full-body motion for a whole file, offline or online.
 
 examples:
-    mage predict --input walk.bvh -o walk_pred.npz                 # the bundled model
+    mage predict --input sample:walk -o walk_pred.npz              # the bundled model, a bundled clip
     mage predict --ckpt runs/small/final --input session.csv --frame openxr -o out.json
-    mage predict --input motion.npz -o pred.bvh --mode online --steps 4
+    mage predict --input sample:run -o run_pred.bvh --mode online --steps 4
 
 Input: a motion file (BVH, ASF/AMC, AMASS npz, the project's npz; the head and wrist
 tracking is taken from it and the motion is kept as ground truth: metrics are printed),
@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mage.cli.common import (
+    SAMPLE_HELP,
     ExamplesHelpFormatter,
     add_ckpt_argument,
     add_threads_argument,
@@ -28,15 +29,18 @@ from mage.cli.common import (
     input_file,
     load_model,
     output_file,
+    sampling_options,
     set_threads,
 )
-from mage.inference import ONLINE_CONSISTENCY, check_consistency  # torch-free
+from mage.inference.options import (  # torch-free: `mage --help` imports no torch
+    CONVENTIONS,
+    MODES,
+    ONLINE_CONSISTENCY,
+    OUTPUT_FORMATS,
+    OUTPUT_SUFFIXES,
+)
 
 LOG_SUFFIXES = (".csv", ".json")
-# Literal copies keep `mage --help` free of torch; a test checks they match
-# mage.inference.writers.FORMATS and mage.inference.device.CONVENTIONS.
-OUTPUT_FORMATS = ("npz", "amass", "bvh", "json")
-DEVICE_CONVENTIONS = ("zup", "openxr", "unity")
 
 
 def add_model_arguments(p, kind: str = "offline") -> None:
@@ -54,17 +58,16 @@ def add_model_arguments(p, kind: str = "offline") -> None:
     add_threads_argument(p, kind)
 
 
-def check_model_arguments(args) -> None:
-    """Cheap checks of add_model_arguments' values (before any model is loaded)."""
+def check_model_arguments(args, **values):
+    """Cheap checks of add_model_arguments' values (before any model is loaded); returns
+    the SamplingOptions of the command's flags, with ``values`` for those it lacks."""
     check_threads(args.threads)
     check_device(args.device)
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected a positive number of DDIM steps, got {args.steps}")
-    check_consistency(args.consistency, "--consistency")
+    return sampling_options(args, **values)
 
 
 def add_device_arguments(p) -> None:
-    p.add_argument("--frame", choices=DEVICE_CONVENTIONS, default="zup",
+    p.add_argument("--frame", choices=CONVENTIONS, default="zup",
                    help="coordinate convention of the device poses: zup (project/AMASS), openxr (y-up RH, "
                         "-z forward), unity (y-up LH) (default zup)")
     for dev in ("head", "left", "right"):
@@ -83,7 +86,6 @@ def device_config(args):
 
 def output_format(path: str, fmt: str | None) -> str:
     """The output format: --format, else from the extension (cheap, before any import)."""
-    suffixes = {"npz": ".npz", "amass": ".npz", "bvh": ".bvh", "json": ".json"}
     if fmt is None:
         ext = Path(path).suffix.lower()
         if ext not in (".npz", ".bvh", ".json"):
@@ -91,7 +93,7 @@ def output_format(path: str, fmt: str | None) -> str:
                              f"use .npz, .bvh or .json, or pass --format ({', '.join(OUTPUT_FORMATS)})")
         output_file(path, (ext,))
         return ext[1:]
-    output_file(path, (suffixes[fmt],), f"--format {fmt} output")
+    output_file(path, (OUTPUT_SUFFIXES[fmt],), f"--format {fmt} output")
     return fmt
 
 
@@ -99,10 +101,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict full-body motion for a motion file or tracking log",
                               description=describe(__doc__), formatter_class=ExamplesHelpFormatter)
     add_model_arguments(p, "offline")
-    p.add_argument("--input", required=True, metavar="FILE", help="motion file or tracking log (.csv/.json)")
+    p.add_argument("--input", required=True, metavar="FILE",
+                   help=f"motion file ({SAMPLE_HELP}) or tracking log (.csv/.json)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: from OUT's extension)")
-    p.add_argument("--mode", choices=("offline", "online"), default="offline",
+    p.add_argument("--mode", choices=MODES, default="offline",
                    help="offline: overlapping windows, blended; online: causal, as streaming")
     p.add_argument("--overlap", type=int, metavar="F", help="offline window overlap in frames (default window/4)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per network call (default 64)")
@@ -166,8 +169,8 @@ def run(args) -> int:
 
     # Everything that can be checked cheaply, before torch is imported.
     fmt = output_format(args.output, args.format)
-    input_file(args.input)
-    check_model_arguments(args)
+    args.input = str(input_file(args.input))  # sample:NAME -> its file, for every later use
+    options = check_model_arguments(args)
     ckpt = checkpoint_folder(args.ckpt)
 
     from mage.inference.sequence import predict_motion
@@ -179,8 +182,7 @@ def run(args) -> int:
         print(f"warning: {args.input}: {msg}")
     model = load_model(ckpt, device=args.device)
     t0 = time.perf_counter()
-    pred = predict_motion(model, tracking, args.mode, args.steps, args.seed, args.overlap, args.batch_size,
-                          consistency=args.consistency)
+    pred = predict_motion(model, tracking, options)
     dt = time.perf_counter() - t0
     pred.name = Path(args.input).stem
     print(f"predicted {pred.num_frames} frames ({pred.duration:.1f} s at {pred.fps:g} fps, "

@@ -3,14 +3,16 @@
 examples:
     mage render mage_demo/prediction.npz -o pred.mp4
     mage render mage_demo/prediction.npz --gt mage_demo/synthetic_reference.npz -o side.mp4
-    mage render pred.npz --gt walk.bvh --layout overlay --error-colors -o overlay.gif
+    mage render walk_demo/prediction.npz --gt walk_demo/ground_truth.npz --layout overlay --error-colors -o overlay.gif
+    mage render sample:jump -o jump.gif              # a motion file as it is (here a bundled clip)
 
 Renders a motion file headlessly to a video: a 3D skeleton over a floor grid, the camera
 following the pelvis. Colours (the same in mage view): the prediction blue (left) / red
 (right), the reference or ground truth (--gt) cyan (left) / orange (right), body centre
 grey; the tracked head and wrists (the model's input) ringed in green; a legend says so.
 --error-colors colours the prediction by per-joint error instead (with a colour bar).
-Motion files: the project's .npz (Motion.save) or any format mage.data.io reads.
+Motion files: the project's .npz (Motion.save), any format mage.data.io reads, or
+sample:NAME (a clip shipped with the package, mage.data.samples).
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from mage.cli.common import input_file, output_file
+    from mage.viz import VIDEO_SUFFIXES  # torch- and matplotlib-free
 
-    output_file(args.output, (".mp4", ".gif"), "video")  # = mage.viz.render.VIDEO_SUFFIXES
-    input_file(args.motion, "motion")
+    output_file(args.output, VIDEO_SUFFIXES, "video")
+    args.motion = str(input_file(args.motion, "motion"))  # sample:NAME -> its file
     if args.gt:
-        input_file(args.gt, "motion")
+        args.gt = str(input_file(args.gt, "motion"))
     if args.error_colors and not args.gt:
         raise ValueError("--error-colors needs --gt (the errors are against the ground truth)")
     if args.every is not None and args.every < 1:

@@ -41,7 +41,7 @@ def run(args) -> int:
     from mage.cli.main import CLIError
     from mage.cli.predict import check_model_arguments, device_config
 
-    check_model_arguments(args)
+    options = check_model_arguments(args, mode="online")  # a stream is online
     if args.onnx and args.ckpt is not None:
         raise CLIError("give one of --ckpt (PyTorch) or --onnx (onnxruntime), not both")
     if not 0 <= args.port <= 65535:
@@ -63,10 +63,10 @@ def run(args) -> int:
     else:
         backend, model = "torch", load_model(ckpt, device=args.device)
     # Build one streamer now: bad settings fail here, before the server listens.
-    Streamer(model, backend, args.steps, args.seed, devices=device, consistency=args.consistency)
+    Streamer(model, backend, options, devices=device)
 
     def make_streamer():
-        return Streamer(model, backend, args.steps, args.seed, devices=device, consistency=args.consistency)
+        return Streamer(model, backend, options, devices=device)
 
     server = PoseServer(make_streamer, args.host, args.port, args.queue_size, args.workers,
                         info={"backend": backend, "frame_convention": device.convention},

@@ -4,7 +4,7 @@ examples:
     mage train --preset mage-small --data data/cmu-mini --out runs/small --max-steps 3000
     mage train --config cfg.yaml --data data/amass-p1 --out runs/exp1 --set lr=1e-4 --set model.width=256
     mage train --data data/amass-p1 --out runs/small --resume        # continue after a crash
-    mage train --preset mage-paper --data data/amass-p1 --out runs/p1 --accelerator gpu --devices 4 --strategy ddp --precision bf16-mixed
+    mage train --preset mage-paper --data data/amass-p1 --out runs/p1 --accelerator gpu --devices 4 --strategy ddp
 
 Trains on the 'train' split of a processed data set (mage data build; --set
 train_splits=train,val adds the recipe's validation split, e.g. to refit a final model
@@ -17,7 +17,7 @@ suit a GPU). One progress bar shows steps/s and the ETA; the first and last step
 always in the CSV log.
 
 Writes RUN/train_config.json, RUN/checkpoints/step_XXXXXX/, RUN/final/ and RUN/logs/ (see
-mage.train.checkpoints); ``mage eval --ckpt RUN`` reads RUN/final.
+mage.model.checkpoint_paths); ``mage eval --ckpt RUN`` reads RUN/final.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from mage.cli.common import ExamplesHelpFormatter, add_threads_argument, describe
+from mage.train.config import ACCELERATORS, PRECISIONS, STRATEGIES  # torch-free
 
 
 def register(subparsers) -> None:
@@ -44,10 +45,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps of the whole run")
     p.add_argument("--devices", metavar="N", help="processes per node ('auto' or a number)")
     p.add_argument("--num-nodes", type=int, metavar="N", help="machines (DDP across nodes)")
-    p.add_argument("--accelerator", choices=("cpu", "gpu", "auto"), help="default: auto")
-    p.add_argument("--strategy", choices=("ddp", "auto"),
+    p.add_argument("--accelerator", choices=ACCELERATORS, help="default: auto")
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="ddp: one process per device (gloo on CPU, NCCL on GPU); default: auto")
-    p.add_argument("--precision", choices=("bf16-mixed", "32"),
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="default bf16-mixed on GPU; CPU runs fall back to 32 with a warning")
     p.add_argument("--seed", type=int, metavar="S", help="seed of init, data order, augmentation, noise")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
 def build_config(args, cuda_available: bool | None = None):
     """The TrainConfig that the parsed arguments describe (CPU_DEFAULTS filled in for the
     settings left unset when the run is on CPU; ``cuda_available`` None asks torch)."""
-    from mage.train.checkpoints import TRAIN_CONFIG
+    from mage.model.checkpoint_paths import TRAIN_CONFIG
     from mage.train.config import CPU_DEFAULTS, TrainConfig, read_config_file
 
     explicit: set[str] = {o.partition("=")[0].strip() for o in args.overrides}

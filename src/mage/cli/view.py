@@ -2,15 +2,16 @@
 
 examples:
     mage view mage_demo/prediction.npz mage_demo/synthetic_reference.npz
-    mage view pred.npz walk.bvh --names prediction "ground truth" --port 0
-    mage view pred.npz --out page.html --no-serve
+    mage view walk_demo/prediction.npz walk_demo/ground_truth.npz --names prediction "ground truth" --port 0
+    mage view sample:walk sample:run --out clips.html --no-serve   # bundled clips, as a page to open
 
 Writes a self-contained HTML viewer for one or more motion files (drawn together, e.g. a
 prediction and its ground truth) and serves it on 127.0.0.1. Play/pause, timeline,
 speed, orbit by dragging, zoom by wheel. Colours as in mage render: the first motion (the
 prediction) blue/red for left/right, the second (the reference) cyan/orange, the tracked
 head and wrists ringed in green; a legend says so. Motion files: the project's .npz
-(Motion.save) or any format mage.data.io reads.
+(Motion.save), any format mage.data.io reads, or sample:NAME (a clip shipped with the
+package, mage.data.samples).
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ def run(args) -> int:
     from mage.cli.common import input_file, output_file
     from mage.cli.main import CLIError
 
-    for path in args.motions:
-        input_file(path, "motion")
+    args.motions = [str(input_file(path, "motion")) for path in args.motions]  # sample:NAME -> its file
     if args.out:
         output_file(args.out, (".html",), "page")
     if args.no_serve and not args.out:

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+import numpy as np
+
 
 def _default_mode() -> int:
     umask = os.umask(0)
@@ -53,7 +55,5 @@ def atomic_write(path: str | Path, mode: str = "wb", suffix: str | None = None) 
 
 def atomic_save_npz(path: str | Path, **arrays) -> None:
     """``np.savez`` to ``path`` atomically."""
-    import numpy as np
-
     with atomic_write(path, "wb", suffix=".npz") as fh:
         np.savez(fh, **arrays)

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import torch
 
+from mage.core.limits import MAX_FPS, MIN_FPS, quote
+
 
 def check_shape(x: torch.Tensor, name: str, shape: Sequence[int | None]) -> None:
     """Check the trailing dimensions of ``x``; ``None`` matches any size.
@@ -39,8 +41,6 @@ def check_finite(x: torch.Tensor, name: str) -> None:
 
 def check_fps(fps: float, name: str = "fps") -> float:
     """``fps`` as a float, a plausible frame rate (``mage.core.limits``: MIN_FPS..MAX_FPS)."""
-    from mage.core.limits import MAX_FPS, MIN_FPS, quote
-
     try:
         value = float(fps)
     except (TypeError, ValueError, OverflowError):

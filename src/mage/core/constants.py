@@ -7,6 +7,10 @@ numbers again.
 
 from __future__ import annotations
 
+# Frames per second of the protocol: the processed data set (AMASS by its stride), the
+# models' training and running rate.
+PROTOCOL_FPS = 60.0
+
 # --- the SMPL body --------------------------------------------------------------------
 NUM_JOINTS = 22  # SMPL body joints (no hands), J everywhere
 ROT6D_DIM = 6  # a rotation in the 6D convention of mage.core.rotations

@@ -22,7 +22,12 @@ import torch
 from mage.core import rotations as rot
 from mage.core.checks import check_shape
 from mage.core.constants import (  # noqa: F401 (NODE_DIM re-exported)
-    NODE_DIM, S0_GROUPS, S1_GROUPS, S2_GROUPS, S3_GROUPS, Groups,
+    NODE_DIM,
+    S0_GROUPS,
+    S1_GROUPS,
+    S2_GROUPS,
+    S3_GROUPS,
+    Groups,
 )
 from mage.core.skeleton import SMPL22_PARENTS
 

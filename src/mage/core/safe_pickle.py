@@ -81,7 +81,7 @@ def _to_array(value, key: str, path: Path) -> np.ndarray:
     if isinstance(value, _SparseStub):
         s = value.state
         try:
-            from scipy import sparse
+            from scipy import sparse  # noqa: PLC0415 - only for model files that store sparse matrices
 
             shape = tuple(s.get("_shape") or s.get("shape"))
             fmt = sparse.csr_matrix if s.get("format") == "csr" or "csr" in str(s.get("_format", "")) \

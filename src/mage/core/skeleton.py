@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mage.core.constants import NUM_JOINTS
+from mage.core.safe_pickle import load_model_pickle
 
 SMPL22_JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -225,8 +226,6 @@ def load_smpl_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
         except (OSError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"{path}: not a readable npz file ({str(err)[:120]})") from None
     elif path.suffix == ".pkl":  # restricted: numpy / chumpy / sparse only, no code runs
-        from mage.core.safe_pickle import load_model_pickle
-
         raw = load_model_pickle(path, _MODEL_KEYS)
     else:
         raise ValueError(f"{path}: unknown model file type (expected .npz or .pkl)")

@@ -1,4 +1,4 @@
-"""AMASS npz files (SMPL-H), following the community protocol (docs: protocol.md).
+"""AMASS npz files (SMPL-H), following the community protocol (docs/training.md).
 
 An AMASS motion file holds ``poses`` (T, 156) SMPL-H axis-angle (root, 21 body joints,
 2 x 15 hand joints), ``trans`` (T, 3), ``mocap_framerate``, ``gender``, ``betas`` (16,)
@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import functools
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from mage.core import limits
 from mage.core.atomic import atomic_save_npz
+from mage.core.constants import PROTOCOL_FPS
+from mage.core.motion import Motion
+from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS, Skeleton
 
 NUM_SMPLH_POSE = 156  # 52 joints x 3
 NUM_BODY_POSE = 66  # root + 21 body joints, x 3
@@ -77,8 +81,6 @@ def resolve_body_model(body_model: str | Path | None, gender: str = "male") -> P
 
 @functools.lru_cache(maxsize=32)
 def _skeleton_cached(model_path: str, betas: tuple[float, ...] | None):
-    from mage.core.skeleton import Skeleton
-
     return Skeleton.from_smpl_model(model_path, betas=None if betas is None else np.array(betas))
 
 
@@ -129,7 +131,7 @@ def load_amass(
     npz_path: str | Path,
     body_model: str | Path | None,
     use_real_shape: bool = False,
-    target_fps: float | None = 60.0,
+    target_fps: float | None = PROTOCOL_FPS,
     protocol_stride: bool = True,
 ):
     """Read an AMASS motion file as a :class:`~mage.core.motion.Motion`.
@@ -148,10 +150,6 @@ def load_amass(
     raises: NotAMotionFile without ``mocap_framerate`` (``shape.npz``); ValueError naming
         the file and field for malformed content; FileNotFoundError for missing files.
     """
-    from dataclasses import replace
-
-    from mage.core.motion import Motion
-
     path = Path(npz_path)
     data = _read_npz(path)
     fps, poses, trans = _motion_fields(data, path)
@@ -224,8 +222,6 @@ def save_amass(motion, path: str | Path, gender: str = "male", betas=None,
     motion's skeleton; pass ``body_model`` to shift it so that the pelvis stays where it is
     under that SMPL-H model (with ``gender`` and ``betas``).
     """
-    from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS
-
     path = Path(path)
     sk = motion.skeleton
     if sk.joint_names != SMPL22_JOINT_NAMES or sk.parents != SMPL22_PARENTS:

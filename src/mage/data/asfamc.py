@@ -36,10 +36,11 @@ import numpy as np
 import roma
 import torch
 
-from mage.data.retarget import SourceMotion, retarget
+from mage.data.retarget import retarget
+from mage.data.rig_auto import INCH
+from mage.data.source_motion import SourceMotion
 
 CMU_FPS = 120.0  # CMU AMC files do not store their frame rate; the database's is 120 Hz
-INCH = 0.0254
 
 
 @dataclass

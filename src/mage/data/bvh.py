@@ -48,7 +48,8 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.atomic import atomic_write
-from mage.data.retarget import SourceMotion, retarget
+from mage.data.retarget import retarget
+from mage.data.source_motion import SourceMotion
 
 logger = logging.getLogger(__name__)
 
@@ -412,7 +413,7 @@ def _translations(data: np.ndarray, offsets: np.ndarray, pos_cols, names: list[s
 def load_bvh(path: str | Path, rig="auto", scale: float | None = None):
     """Read a BVH file and retarget it to the default SMPL-22 skeleton -> Motion.
 
-    rig: "auto" (best-matching preset, see ``mage.data.retarget.list_presets``, else an
+    rig: "auto" (best-matching preset, see ``mage.data.rig_map.list_presets``, else an
     automatic map from the skeleton), a preset name, or a JSON/YAML joint-map file.
     scale: file units -> metres (None: the unit - m, cm, mm, inch, CMU units or the map's
     own ``scale`` - that makes the mapped body closest to SMPL's size).

@@ -32,17 +32,17 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.atomic import atomic_save_npz, atomic_write
+from mage.core.constants import CONDITION_DIM, NUM_JOINTS, ROT6D_DIM
 from mage.core.motion import Motion
 from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS, Skeleton
 from mage.core.tracking import Tracking
 
 FORMAT = "mage-dataset-v1"
 MANIFEST = "manifest.json"
-NUM_JOINTS = 22
 # field -> trailing shape after T (None: a scalar / string field without a T axis)
 RECORD_FIELDS: dict[str, tuple | None] = {
-    "rot6d": (NUM_JOINTS, 6),
-    "condition": (54,),
+    "rot6d": (NUM_JOINTS, ROT6D_DIM),
+    "condition": (CONDITION_DIM,),
     "positions": (NUM_JOINTS, 3),
     "head_transform": (4, 4),
     "trans": (3,),

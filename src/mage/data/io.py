@@ -18,7 +18,13 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from mage.core import limits
+from mage.core.motion import Motion
+from mage.data.amass import load_amass, save_amass
+from mage.data.asfamc import load_asfamc
+from mage.data.bvh import load_bvh, save_bvh
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".bvh", ".amc", ".npz")
 SAVE_FORMATS: tuple[str, ...] = ("mage", "amass", "bvh")
@@ -82,20 +88,12 @@ def load_motion(path: str | Path, rig: str = "auto", body_model: str | Path | No
 def _load_motion(path: Path, rig, body_model):
     fmt = detect_format(path)
     if fmt == "bvh":
-        from mage.data.bvh import load_bvh
-
         motion = load_bvh(path, rig=rig)
     elif fmt == "amc":
-        from mage.data.asfamc import load_asfamc
-
         motion = load_asfamc(path, rig=rig)
     elif fmt == "amass":
-        from mage.data.amass import load_amass
-
         motion = load_amass(path, body_model, target_fps=None)
     else:
-        from mage.core.motion import Motion
-
         check_npz_arrays(path)
         motion = Motion.load(path)
         motion.meta.setdefault("rig", "smpl22")
@@ -108,8 +106,6 @@ def _load_motion(path: Path, rig, body_model):
 def check_npz_arrays(path: str | Path) -> None:
     """Raise ValueError naming ``path`` unless it is an npz whose members are all .npy
     arrays (numpy hands back the raw bytes of any other member)."""
-    import numpy as np
-
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -150,10 +146,6 @@ def save_motion(motion, path: str | Path, format: str | None = None, **kwargs) -
     if format == "mage":
         motion.save(path)
     elif format == "amass":
-        from mage.data.amass import save_amass
-
         save_amass(motion, path, **kwargs)
     else:
-        from mage.data.bvh import save_bvh
-
         save_bvh(motion, path)

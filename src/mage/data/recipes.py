@@ -21,7 +21,7 @@ the data) and HDM05 (CC BY-SA 3.0). Weights trained on it may be used commercial
 
 ``bandai``: the Bandai Namco part of ``full`` alone, with the same held-out styles: the
 other side of the cross-source test (train on Bandai, test on the permissive sources'
-held-out clips, and the reverse; ``benchmarks/experiments/run.py --cross``).
+held-out clips, and the reverse; ``research/paper_experiments``, ``--cross``).
 
 Held-out (test) groups, fixed and chosen so that no performance leaks across the split:
 - CMU by subject: 03, 06, 07 (as in cmu-mini; the new CMU subjects are all in train).
@@ -34,7 +34,7 @@ Held-out (test) groups, fixed and chosen so that no performance leaks across the
   same actors appear on both sides; content and style do not.
 
 Validation (val) groups, held out of train as well, for choosing settings (e.g. the online
-consistency weight, ``benchmarks/bundled_models/run.py``) without looking at test: CMU
+consistency weight, ``benchmarks/bundled_models``) without looking at test: CMU
 subjects 08 (walking) and 09 (running); salsa take 3; Indian dance 04; martial arts 03;
 HDM05 actor bd; Bandai style "active" of both datasets. ``mage train`` trains on "train"
 only unless ``train_splits`` names more (a final model may be refit on train + val once
@@ -45,9 +45,12 @@ linear, :meth:`mage.core.Motion.resample`). The salsa BVH headers say 120 fps bu
 captured salsa at 60 fps (mocap_more README): they are read at 60 fps.
 
 Where the sources are: ``../shared/data/mocap`` (relative to the working directory or to
-the repository, as for cmu-mini), and the extracted ``mocap_more`` archives under the
-data cache ``$MAGE_DATA_CACHE`` (default ``~/.cache/mage-data``): ``cmu_hdm05/`` and
-``bandai_namco/``. A missing source is an error naming where it was looked for.
+the repository, as for cmu-mini; else ``mocap/`` in the data cache), and the extracted
+``mocap_more`` archives under the data cache ``$MAGE_DATA_CACHE`` (default
+``~/.cache/mage-data``): ``cmu_hdm05/`` and ``bandai_namco/``. None of them ships with the
+package (``mage.data.samples`` are a few seconds for trying the tools): a missing source is
+a one-line error naming where it was looked for, the data it needs, where to get it, the
+layout expected and where to put it (``SOURCE_GUIDES``).
 """
 
 from __future__ import annotations
@@ -60,10 +63,12 @@ from typing import Callable
 
 import numpy as np
 
-TRACKED = {"head": 15, "left_wrist": 20, "right_wrist": 21}
+from mage.core.constants import TRACKED_JOINTS
+
 _PELVIS, _LEFT_HIP, _RIGHT_HIP = 0, 1, 2
 _TRIAL = re.compile(r"(\d+)_(\d+)")
 
+DEFAULT_MIN_SECONDS = 2.0  # shorter sequences are dropped (a recipe's default, and a plain build's)
 DATA_CACHE_ENV = "MAGE_DATA_CACHE"
 DEFAULT_DATA_CACHE = "~/.cache/mage-data"
 
@@ -78,33 +83,51 @@ def data_cache() -> Path:
     return Path(os.path.expanduser(os.environ.get(DATA_CACHE_ENV) or DEFAULT_DATA_CACHE))
 
 
-def _find_folder(name: str, where: str, recipe: str) -> Path:
-    """``where`` = "shared": relative to the working directory, then to the repository;
-    "cache": under :func:`data_cache`. FileNotFoundError naming the places looked in."""
-    if where == "cache":
-        tried = [data_cache() / name]
-    else:
-        repo = Path(__file__).resolve().parents[3]
-        tried = [Path(name), repo / name]
+# What each default source folder holds, where to get it and the layout the build
+# expects, by folder name: the missing-source error says it (no install ships this data).
+SOURCE_GUIDES = {
+    "mocap": "the CMU Graphics Lab Motion Capture Database (free from mocap.cs.cmu.edu) laid out as "
+             "cmu_asfamc/NN/NN.asf + NN_TT.amc (subjects 01-03) and, optionally, cmu_cc3_bvh/NNN/NNN_TT.bvh "
+             "(subjects 002-007 retargeted to a Character Creator rig)",
+    "cmu_hdm05": "CMU subjects 08-49 (mocap.cs.cmu.edu, as BVH conversions and ASF/AMC) and HDM05 'cut' clips "
+                 "(resources.mpi-inf.mpg.de/HDM05, CC BY-SA 3.0) laid out as cmu_mb_bvh/, cmu_daz_bvh/, "
+                 "cmu_daz_bvh_acrnn/, cmu_asfamc/ and hdm05_cut_asfamc/ (as in the archive cmu_hdm05.tar.xz, "
+                 "whose INDEX.csv names each file's public source)",
+    "bandai_namco": "the Bandai Namco Research Motion dataset (CC BY-NC 4.0; arXiv:2306.08861, on GitHub as "
+                    "BandaiNamcoResearchInc/Bandai-Namco-Research-Motiondataset) laid out as dataset-1/ and "
+                    "dataset-2/ of BVH files",
+}
+
+
+def _find_folder(name: str, where: str, recipe: str, single: bool = False) -> Path:
+    """``where`` = "shared": relative to the working directory, then to the repository,
+    then under :func:`data_cache`; "cache": under :func:`data_cache` only.
+    FileNotFoundError, one line: the places looked in, the data needed
+    (SOURCE_GUIDES), and how to point at it (``--source DIR`` when ``single``: the
+    recipe's only source)."""
+    folder = Path(name).name
+    cache = data_cache() / folder
+    tried = [cache] if where == "cache" else [Path(name), Path(__file__).resolve().parents[3] / name, cache]
     for cand in tried:
         if cand.is_dir():
             return Path(os.path.normpath(cand))
-    hint = (f" (extract the archive there, see ../shared/data/mocap_more/README.md, or set "
-            f"${DATA_CACHE_ENV})" if where == "cache" else "; pass it with --source")
+    looked = dict.fromkeys(os.path.abspath(t) for t in tried)  # from the repository root, two are one
+    needs = SOURCE_GUIDES.get(folder, "motion files")
+    where_to = (f"put that folder at ${DATA_CACHE_ENV}/{folder} (${DATA_CACHE_ENV} defaults to "
+                f"{DEFAULT_DATA_CACHE})" + (" or pass it with --source DIR" if single else ""))
     raise FileNotFoundError(
-        f"recipe {recipe!r}: source folder {name} not found (looked in "
-        + ", ".join(str(Path(os.path.abspath(t))) for t in tried) + ")" + hint
-    )
+        f"recipe {recipe!r}: source folder {folder} not found (looked in {', '.join(looked)}); "
+        f"it needs a folder with {needs}; {where_to}")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     """One default source folder of a recipe.
 
-    ``folder``: its name, found by ``where`` ("shared": working directory or repository;
-    "cache": the data cache). ``licence``: of every file under it. ``group(rel)``: the
+    ``folder``: its name, found by ``where`` ("shared": working directory, repository,
+    then the data cache; "cache": the data cache). ``licence``: of every file under it. ``group(rel)``: the
     split group (subject) of a file from its path inside the folder; None = the build's
-    usual rule (:func:`mage.data.build.subject_of`). ``source_fps(rel)``: the true frame
+    usual rule (:func:`mage.data.sequence_ids.subject_of`). ``source_fps(rel)``: the true frame
     rate where a file's header is wrong, else None.
     """
 
@@ -192,7 +215,7 @@ class Recipe:
     test_subjects: tuple[str, ...] | None = None
     # held out of train for choosing settings (split "val"); () = no val split
     val_subjects: tuple[str, ...] = ()
-    min_seconds: float = 2.0
+    min_seconds: float = DEFAULT_MIN_SECONDS
     # extras(results, positions_of) -> dict merged into the build report
     extras: Callable[[list[dict], Callable], dict] | None = None
 
@@ -202,10 +225,11 @@ class Recipe:
 
     def resolve_source(self) -> Path:
         """The default source folder: tried relative to the working directory, then to
-        the repository root; FileNotFoundError naming both if neither exists."""
+        the repository root, then in the data cache; FileNotFoundError (what the data is,
+        where to put it or ``--source DIR``) if none exists."""
         if self.default_source is None:
             raise ValueError(f"recipe {self.name!r} has no default source: pass SOURCE")
-        return _find_folder(self.default_source, "shared", self.name)
+        return _find_folder(self.default_source, "shared", self.name, single=True)
 
 
 # --- cross-format agreement ---------------------------------------------------------------
@@ -254,7 +278,7 @@ def compare_trajectories(a: np.ndarray, b: np.ndarray, max_lag: int = 6) -> dict
     start-aligned), the same means body-relative (:func:`body_relative`: pose only), and
     path_ratio = b's / a's horizontal pelvis path length (root trajectory scale).
     """
-    idx = list(TRACKED.values())
+    idx = list(TRACKED_JOINTS)
     rel_a, rel_b = body_relative(a)[:, idx], body_relative(b)[:, idx]
     best = None
     for lag in range(-max_lag, max_lag + 1):  # chosen on the pose, not on the trajectory
@@ -312,7 +336,8 @@ def cross_format_report(results: list[dict], positions_of: Callable[[dict], np.n
             "Trials present in both formats (ASF/AMC SS_TT.amc vs CC BVH SSS_TT.bvh) at 60 fps: "
             "the BVH trajectory is turned about z and shifted horizontally so that its pelvis "
             "position and hip heading match the ASF/AMC one at the first frame (lag within +-6 "
-            "frames chosen on the body-relative pose); distances of the head and both wrists, cm (means weighted by frames). "
+            "frames chosen on the body-relative pose); distances of the head and both wrists, cm "
+            "(means weighted by frames). "
             "Body-relative: the same distances with each frame's joints taken relative to the "
             "pelvis and turned to heading 0 (pose agreement without the root trajectory). "
             "Path ratio: BVH / ASF-AMC horizontal pelvis path length."

@@ -17,8 +17,9 @@ Method:
    from the trunk to its end; its roles are taken in order along it, and a role no name
    gives is taken by position along the chain (a knee or elbow: the joint nearest the
    middle of the chain's length; a hip or shoulder: the nearest usable joint above it;
-   a collar: a joint between the chest and the shoulder). The trunk path pelvis -> head gives the spine joints (first, middle
-   by length, the chest) and the neck (the first joint named neck). Chains shorter than
+   a collar: a joint between the chest and the shoulder). The trunk path pelvis -> head
+   gives the spine joints (first, middle by length, the chest) and the neck (the first
+   joint named neck). Chains shorter than
    SMPL's leave joints unmapped (filled by the retargeting); longer ones skip joints.
 3. Geometry, in world space (FK of up to :data:`AXIS_FRAMES` frames): up is the axis
    nearest the mean direction from the ankles to the head; left comes from the mapped
@@ -44,9 +45,10 @@ import numpy as np
 
 from mage.core.skeleton import Skeleton
 
+INCH = 0.0254  # metres
 # Units a file may use (metres per file unit), by name.
 UNITS: dict[str, float] = {
-    "m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu": 0.0254 / 0.45,
+    "m": 1.0, "cm": 0.01, "mm": 0.001, "inch": INCH, "cmu": INCH / 0.45,  # CMU: 1/0.45 inch
 }
 AXIS_FRAMES = 60  # frames (evenly spaced) whose FK decides the axes
 _SIDES = {"l": "L", "left": "L", "lft": "L", "r": "R", "right": "R", "rgt": "R"}

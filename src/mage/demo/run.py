@@ -14,11 +14,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mage.inference.pretrained import DEFAULT_CHECKPOINT
+import imageio.v2 as imageio
+
+from mage.core.atomic import atomic_path
+from mage.core.tracking import Tracking
+from mage.data.bvh import save_bvh
+from mage.data.io import load_motion
+from mage.demo.synthetic import synthetic_tracking
+from mage.evaluate.protocol import ground_truth_metrics
+from mage.inference import MODEL_FPS
+from mage.inference.pretrained import load_pretrained
+from mage.inference.sequence import predict_motion
+from mage.inference.tracking_log import load_tracking
+from mage.model.checkpoint_paths import DEFAULT_CHECKPOINT
+from mage.viz.viewer import write_viewer_html
+
 # The video draws every RENDER_EVERY-th frame (60 fps input -> 15 fps video): drawing is
 # most of the demo's time (~20 ms a frame on an idle core, 2-3x that on a shared one),
-# and 300 frames keep the demo under 30 s on a busy 2-core CPU
-# (benchmarks/results/demo_time.md).
+# and 300 frames keep the demo under 30 s on a busy 2-core CPU (measured by
+# benchmarks/demo_time).
 RENDER_EVERY = 4
 STILL_AT = 0.42  # the still (preview.png) shows this fraction of the way through
 # What the demo writes (file name -> what it is; the reference file only when there is one).
@@ -73,9 +87,6 @@ def run_demo(
     other device frames). ``rig``: joint map of a BVH / ASF-AMC input (preset, map.json
     or "auto").
     """
-    from mage.inference.pretrained import load_pretrained
-    from mage.inference.sequence import predict_motion
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult()
@@ -84,11 +95,9 @@ def run_demo(
     with _Timer(result, "model", log):
         model = load_pretrained(ckpt, device=device)
     with _Timer(result, "predict", log):
-        pred = predict_motion(model, tracking, mode="offline")
+        pred = predict_motion(model, tracking)  # offline, the default SamplingOptions
         pred.name = "prediction"
     with _Timer(result, "write", log):
-        from mage.data.bvh import save_bvh
-
         result.outputs["motion (npz)"] = out / "prediction.npz"
         pred.save(result.outputs["motion (npz)"])
         result.outputs["motion (bvh)"] = out / "prediction.bvh"
@@ -98,11 +107,10 @@ def run_demo(
             reference.save(result.outputs[f"{label} (npz)"])
     if reference is not None and label == "ground truth":
         with _Timer(result, "metrics", log):
-            from mage.evaluate.protocol import ground_truth_metrics
-
             result.metrics = ground_truth_metrics(pred, reference)
     if render:
-        from mage.viz.render import render_frame, render_motion
+        # imported here: matplotlib (~0.3 s) is loaded only when the demo renders
+        from mage.viz.render import render_frame, render_motion  # noqa: PLC0415
 
         with _Timer(result, "render", log):
             video = out / f"demo.{video_format}"
@@ -115,8 +123,6 @@ def run_demo(
             _write_png(render_frame(pred, t, reference, layout="side", gt_label=gt_label), still)
             result.outputs["still"] = still
     with _Timer(result, "viewer", log):
-        from mage.viz.viewer import write_viewer_html
-
         motions, names = [pred], ["prediction"]
         if reference is not None:
             motions.append(reference)
@@ -126,34 +132,21 @@ def run_demo(
 
 
 def _write_png(image, path: Path) -> None:
-    import imageio.v2 as imageio
-
-    from mage.core.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         imageio.imwrite(tmp, image, format="PNG")
 
 
 def _demo_input(input_path, duration_s, rig="auto"):
     """(Tracking at the model rate, reference Motion or None, what the reference is)."""
-    from mage.inference import MODEL_FPS
-
     if input_path is None:
-        from mage.demo.synthetic import synthetic_tracking
-
         tracking, reference = synthetic_tracking(duration_s=duration_s, fps=MODEL_FPS)
         return tracking, reference, "synthetic reference"
     path = Path(input_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: input file not found")
     if path.suffix.lower() in (".csv", ".json"):
-        from mage.inference.tracking_log import load_tracking
-
         tracking, _gaps = load_tracking(path)
         return tracking, None, ""
-    from mage.core.tracking import Tracking
-    from mage.data.io import load_motion
-
     motion = load_motion(path, rig=rig).resample(MODEL_FPS)
     if motion.num_frames < 2:
         raise ValueError(f"{path}: {motion.num_frames} frame(s); need at least 2")

@@ -67,7 +67,10 @@ class _Style:
 
 def _style(seed: int) -> _Style:
     rng = np.random.default_rng(seed)
-    u = lambda lo, hi: float(rng.uniform(lo, hi))
+
+    def u(lo: float, hi: float) -> float:
+        return float(rng.uniform(lo, hi))
+
     speed = u(1.25, 1.35)
     hip = u(23.0, 26.0)
     # Stance lasts ~60% of a stride with the hip sweeping linearly from +hip to -hip, so

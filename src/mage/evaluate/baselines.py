@@ -23,13 +23,13 @@ import math
 
 import roma
 import torch
+from tqdm.auto import tqdm
 
 from mage.core import rotations as rot
 from mage.core.checks import check_shape
 from mage.core.constants import CONDITION_DIM, NUM_JOINTS
+from mage.evaluate import BASELINES
 from mage.evaluate.protocol import PredictFn
-
-BASELINES: tuple[str, ...] = ("mean-pose", "copy-tracked")
 
 
 def heading(R: torch.Tensor) -> torch.Tensor:
@@ -92,8 +92,6 @@ def fit_mean_pose(dataset, split: str = "train", progress: bool = True) -> torch
 
     Joint 0 is the root in the head's heading frame (see module docstring).
     """
-    from tqdm.auto import tqdm
-
     ids = [i for name in split.split("+") for i in dataset.ids(name)]
     if not ids:
         raise ValueError(

@@ -33,13 +33,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
+from mage import __version__
 from mage.core import rotations as rot
 from mage.core.checks import check_finite, check_shape
 from mage.core.constants import CONDITION_DIM, HEAD_JOINT, NUM_JOINTS
 from mage.core.kinematics import place_by_head
 from mage.core.skeleton import Skeleton
-from mage.evaluate.metrics import METRIC_KEYS, aggregate, sequence_metrics
+from mage.evaluate.metrics import METRIC_KEYS, MIN_FRAMES, aggregate, sequence_metrics
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -168,8 +170,6 @@ def evaluate(
     ``seed`` is only recorded (the predictor owns its randomness); ``limit`` keeps the
     first N sequences (smoke tests); ``settings`` is copied into the report.
     """
-    from tqdm.auto import tqdm
-
     ids = list(dataset.ids(split))
     root = str(getattr(dataset, "root", ""))
     if not ids:
@@ -215,8 +215,6 @@ def ground_truth_metrics(pred, gt) -> dict[str, float] | None:
     predicted from, over frames 1..T-1 (frame 0 has no condition), the prediction placed
     on the ground truth's skeleton by the tracked head (as :func:`evaluate` does).
     None when the motion is too short for the metrics (jitter needs MIN_FRAMES)."""
-    from mage.evaluate.metrics import MIN_FRAMES, sequence_metrics
-
     if gt.num_frames - 1 < MIN_FRAMES:
         return None
     gt_pos = gt.joint_positions().double()
@@ -271,8 +269,6 @@ def _cpu_model() -> str:
 
 def machine_info(device: str | torch.device = "cpu") -> dict[str, str]:
     """CPU model, GPU name (if the device is CUDA), versions: for the report."""
-    import mage
-
     device = torch.device(device)
     gpu = "none"
     if device.type == "cuda" and torch.cuda.is_available():
@@ -284,5 +280,5 @@ def machine_info(device: str | torch.device = "cpu") -> dict[str, str]:
         "device": str(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "mage": mage.__version__,
+        "mage": __version__,
     }

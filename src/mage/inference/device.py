@@ -53,8 +53,8 @@ import torch
 
 from mage.core import rotations as rot
 from mage.core.checks import check_shape
+from mage.inference.options import CONVENTIONS
 
-CONVENTIONS: tuple[str, ...] = ("zup", "openxr", "unity")
 FRAMES = CONVENTIONS  # the former name, as the CLI flag --frame still says
 DEVICES: tuple[str, str, str] = ("head", "left", "right")
 

@@ -6,10 +6,11 @@ Two graphs, both with a dynamic batch dimension B and the window N fixed:
   normalisation included. Inputs ``x_t`` (B, N, 22, 6) float32, ``t`` (B,) int64,
   ``cond`` (B, N, 54) float32 raw condition; output ``x0`` (B, N, 22, 6).
 - **sampler** (``kind="sampler"``): the whole K-step DDIM sampler (the pipeline's
-  ``sample``, :mod:`mage.model.pipeline`) with its K steps unrolled (K fixed at export) and the initial noise as an input, final
-  Gram-Schmidt projection included. Inputs ``cond`` (B, N, 54), ``noise`` (B, N, 22, 6)
-  standard normal; output ``x0`` (B, N, 22, 6). Gradual models with eta = 0 only (the
-  sequential ablation draws noise inside the sampler; eta > 0 draws noise every step).
+  ``sample``, :mod:`mage.model.pipeline`) with its K steps unrolled (K fixed at export)
+  and the initial noise as an input, final Gram-Schmidt projection included. Inputs
+  ``cond`` (B, N, 54), ``noise`` (B, N, 22, 6) standard normal; output ``x0`` (B, N, 22,
+  6). Gradual models with eta = 0 only (the sequential ablation draws noise inside the
+  sampler; eta > 0 draws noise every step).
 
 Each file carries metadata (``onnx`` ``metadata_props``): ``mage.kind``,
 ``mage.window``, ``mage.steps`` (sampler), ``mage.fps`` and ``mage.config`` (the
@@ -17,8 +18,9 @@ MageConfig as JSON), so a session knows what it runs. :class:`OnnxMageModel` wra
 session in the interface of a pipeline (``window``, ``draw_noise``, ``sample``), so that
 ``predict_sequence`` and ``Streamer`` run on onnxruntime unchanged: with the denoiser
 graph it IS a ``MagePipeline`` whose denoise function calls onnxruntime, so the DDIM
-loop is the torch backend's own. The legacy TorchScript exporter is used (``dynamo=False``): the dynamo exporter needs ``onnxscript``, which the project
-does not depend on.
+loop is the torch backend's own. The legacy TorchScript exporter is used
+(``dynamo=False``): the dynamo exporter needs ``onnxscript``, which the project does not
+depend on.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import torch.nn as nn
 from mage.core.atomic import atomic_write
 from mage.core.constants import CONDITION_DIM, NUM_JOINTS, ROT6D_DIM
 from mage.inference import MODEL_FPS
-from mage.model.config import MageConfig
+from mage.model.config import MageConfig, check_steps
 from mage.model.pipeline import MagePipeline
 
 OPSET = 17
@@ -80,15 +82,15 @@ def export_onnx(model, path: str | Path, kind: str = "denoiser", steps: int | No
 
     steps: sampler only, the DDIM steps to unroll (default ``config.sampling_steps``).
     """
-    import onnx
+    # imported here: onnx takes ~0.6 s to import, and the Streamer imports this module
+    # (for OnnxMageModel) whatever its backend
+    import onnx  # noqa: PLC0415
 
     _check_exportable(model, kind)
     N = int(model.window)
     cfg = getattr(model, "config", None)
     if kind == "sampler":
-        steps = int(steps if steps is not None else cfg.sampling_steps)
-        if steps < 1:
-            raise ValueError(f"steps: must be >= 1, got {steps}")
+        steps = check_steps(steps) or cfg.sampling_steps
     model = _cpu_eval_copy(model)
     g = torch.Generator().manual_seed(0)
     cond = torch.randn(2, N, CONDITION_DIM, generator=g)
@@ -137,7 +139,7 @@ def onnx_session(path_or_session, threads: int | None = None):
 
     threads: intra-op threads (default: onnxruntime's choice, all cores).
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415 - only the ONNX backend needs it (the Streamer imports this module)
 
     if isinstance(path_or_session, ort.InferenceSession):
         return path_or_session

@@ -36,14 +36,9 @@ from mage.core.kinematics import place_by_head
 from mage.core.motion import Motion
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import Tracking
-from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY, check_consistency
+from mage.inference import MODEL_FPS
+from mage.inference.options import SamplingOptions, check_options
 from mage.model.pipeline import as_sampler, model_device
-
-MODES = ("offline", "online")  # how a sequence is cut into windows (not the model's design)
-# Windows per network call. Measured (issue 16, 1 thread, 1800-frame walk, CPU time): 32
-# gave mage-small ~1.2x the frames/s of 64 (8.4k vs 6.9k; 16: 8.2k, 8: 7.7k), mage-paper
-# the same from 4 to 64; the outputs differ by < 2e-6 between batch sizes.
-DEFAULT_BATCH_SIZE = 32
 
 
 def sample_windows(sampler, windows: torch.Tensor, noise: dict[str, torch.Tensor], steps: int | None,
@@ -85,63 +80,46 @@ def blend_weights(starts: list[int], window: int, overlap: int) -> torch.Tensor:
     return w
 
 
-def predict_sequence(
-    model,
-    cond: torch.Tensor,
-    mode: str = "offline",
-    steps: int | None = None,
-    seed: int = 0,
-    overlap: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    precision: str = "fp32",
-    consistency: float = ONLINE_CONSISTENCY,
-) -> torch.Tensor:
+def predict_sequence(model, cond: torch.Tensor, options: SamplingOptions = SamplingOptions()) -> torch.Tensor:
     """Local 6D rotations for every condition row.
 
     model: a MageModel, a MagePipeline or an OnnxMageModel (anything with ``window``,
     ``draw_noise(seed)`` and ``sample(cond (B, N, 54), noise, steps) -> (B, N, 22, 6)``).
     cond: (T, 54) condition rows (:func:`mage.core.tracking.sparse_condition`).
-    mode: "offline" (blended overlapping windows) or "online" (causal, last frame).
-    overlap: offline only, rows shared by consecutive windows, 0..N//2 (default N//4:
-    measured on cmu-small's held-out split, fewer shared rows cost less but raise the
-    jitter, 0 by ~13%; see benchmarks/latency/results/latency.md).
-    precision: "fp32" (default), "bf16" or "int8" for a torch MageModel
-    (:data:`mage.model.pipeline.PRECISIONS`: faster approximations, each with a measured
-    accuracy cost).
-    consistency: online only, lambda of :data:`mage.inference.ONLINE_CONSISTENCY` in [0, 1) (0 = each
-    frame its own window's last row); the Streamer applies the same rule.
+    options: :class:`~mage.inference.options.SamplingOptions`: ``mode`` "offline"
+    (blended overlapping windows) or "online" (causal, last frame); ``steps``, ``seed``;
+    ``overlap`` (offline only, 0..N//2, default N//4: measured on cmu-small's held-out
+    split, fewer shared rows cost less but raise the jitter, 0 by ~13%, in the latency
+    benchmark); ``batch_size`` windows per network call; ``consistency`` (online only,
+    the Streamer applies the same rule); ``precision`` for a torch MageModel.
     returns: (T, 22, 6) normalised 6D (first two columns of rotations), float32, on
     the model's device. Deterministic for a given seed, whatever the global random state.
+    ValueError for a bad ``cond`` or an overlap over half the model's window.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    check_options(options)
     check_shape(cond, "cond", (CONDITION_DIM,))
     if cond.dim() != 2 or cond.shape[0] < 1:
         raise ValueError(f"cond: expected shape (T, {CONDITION_DIM}) with T >= 1, got {tuple(cond.shape)}")
     check_finite(cond, "cond")
-    if batch_size < 1:
-        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    check_consistency(consistency)
-    sampler = as_sampler(model, precision)
+    sampler = as_sampler(model, options.precision)
     N = int(sampler.window)
-    if overlap is None:
-        overlap = N // 4
-    if not 0 <= overlap <= N // 2:
+    overlap = N // 4 if options.overlap is None else options.overlap
+    if overlap > N // 2:
         raise ValueError(f"overlap: must be in [0, {N // 2}] (half the window of {N}), got {overlap}")
     device = model_device(model)
     cond = cond.to(device=device, dtype=torch.float32)
     T = cond.shape[0]
-    noise = {scale: z.to(device) for scale, z in sampler.draw_noise(seed).items()}  # (N, n, d) each
+    noise = {scale: z.to(device) for scale, z in sampler.draw_noise(options.seed).items()}  # (N, n, d) each
     module = model if isinstance(model, torch.nn.Module) else getattr(sampler, "model", None)
     is_module = isinstance(module, torch.nn.Module)  # not for an OnnxMageModel
     was_training = is_module and module.training
     if is_module:
         module.eval()
-    run = lambda windows: sample_windows(sampler, windows, noise, steps, batch_size)  # noqa: E731
+    run = lambda windows: sample_windows(sampler, windows, noise, options.steps, options.batch_size)  # noqa: E731
     try:
         with torch.inference_mode():
-            if mode == "online":
-                out = _online(run, cond, N, batch_size, consistency)
+            if options.mode == "online":
+                out = _online(run, cond, N, options.batch_size, options.consistency)
             elif T <= N:
                 padded = torch.cat([cond[:1].expand(N - T, -1), cond])
                 out = run(padded[None])[0, N - T:]
@@ -155,7 +133,7 @@ def predict_sequence(
 
 def carry_consistency(last: torch.Tensor, previous_estimate: torch.Tensor,
                       previous_output: torch.Tensor | None, consistency: float) -> torch.Tensor:
-    """y[t] = last + consistency * (y[t-1] - previous_estimate) (:data:`mage.inference.ONLINE_CONSISTENCY`);
+    """y[t] = last + consistency * (y[t-1] - previous_estimate) (:data:`mage.inference.options.ONLINE_CONSISTENCY`);
     ``last`` when there is no previous output. Tensors (..., 22, 6), raw 6D."""
     if previous_output is None or consistency == 0:
         return last
@@ -190,24 +168,15 @@ def _offline_blend(run, cond: torch.Tensor, N: int, overlap: int) -> torch.Tenso
     return out
 
 
-def predict_motion(
-    model,
-    tracking: Tracking,
-    mode: str = "offline",
-    steps: int | None = None,
-    seed: int = 0,
-    overlap: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    skeleton: Skeleton | None = None,
-    consistency: float = ONLINE_CONSISTENCY,
-) -> Motion:
+def predict_motion(model, tracking: Tracking, options: SamplingOptions = SamplingOptions(),
+                   skeleton: Skeleton | None = None) -> Motion:
     """Full-body motion for a tracking sequence (same T frames as ``tracking``).
 
-    Frames 1..T-1 are predicted (:func:`predict_sequence`, whose ``mode``, ``steps``,
-    ``seed``, ``overlap``, ``batch_size`` and ``consistency`` these are); frame 0 has no condition
-    row and repeats the rotations of frame 1. Placement as the protocol does
+    Frames 1..T-1 are predicted (:func:`predict_sequence` with ``options``); frame 0 has
+    no condition row and repeats the rotations of frame 1. Placement as the protocol does
     (:func:`mage.core.kinematics.place_by_head`): FK on ``skeleton`` (default SMPL
-    neutral), translated so that the head joint lands on the tracked head.
+    neutral), translated so that the head joint lands on the tracked head. ValueError
+    for tracking at another rate than the model's (:data:`mage.inference.MODEL_FPS`).
     """
     if abs(tracking.fps - MODEL_FPS) > 1e-6:
         raise ValueError(
@@ -215,36 +184,27 @@ def predict_motion(
             "(Motion.resample, or mage.inference.tracking_log.to_tracking for logs)"
         )
     skeleton = skeleton or Skeleton.smpl22()
-    d6 = predict_sequence(model, tracking.condition(), mode, steps, seed, overlap, batch_size,
-                          consistency=consistency).cpu()
+    d6 = predict_sequence(model, tracking.condition(), options).cpu()
     R = rot.rot6d_to_matrix(torch.cat([d6[:1], d6]))  # (T, 22, 3, 3), frame 0 = frame 1
     _, trans = place_by_head(R, tracking.positions[:, 0].to(R), skeleton, HEAD_JOINT)
-    return Motion(R, trans, tracking.fps, skeleton, meta={"predicted": mode})
+    return Motion(R, trans, tracking.fps, skeleton, meta={"predicted": options.mode})
 
 
-def model_predict_fn(model, mode: str = "offline", steps: int | None = None, seed: int = 0,
-                     consistency: float = ONLINE_CONSISTENCY):
+def model_predict_fn(model, options: SamplingOptions = SamplingOptions()):
     """A trained model as the ``predict_fn`` of :func:`mage.evaluate.protocol.evaluate`:
     (condition (T, 54), head positions (T, 3)) -> (T, 22, 3, 3) float64 local rotations
-    on the CPU, via :func:`predict_sequence` (the head positions are not used: the
-    protocol places the body itself).
-
-    ``mode``, ``steps``, ``seed``, ``consistency``: as in :func:`predict_sequence`. The
-    condition is moved to the model's device. Raises ValueError for an unknown mode or
-    steps < 1.
+    on the CPU, via :func:`predict_sequence` with ``options`` (the head positions are not
+    used: the protocol places the body itself). The condition is moved to the model's
+    device.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps: expected a positive number of sampler steps, got {steps}")
+    check_options(options)
     device = model_device(model)
 
     def predict(condition: torch.Tensor, head_positions: torch.Tensor) -> torch.Tensor:
-        d6 = predict_sequence(model, condition.to(device), mode=mode, steps=steps, seed=seed,
-                              consistency=consistency)
+        d6 = predict_sequence(model, condition.to(device), options)
         return rot.rot6d_to_matrix(torch.as_tensor(d6).detach().cpu().double())
 
     return predict
 
 
-__all__ = ["predict_sequence", "predict_motion", "model_predict_fn", "window_starts", "blend_weights", "MODES", "DEFAULT_BATCH_SIZE"]
+__all__ = ["predict_sequence", "predict_motion", "model_predict_fn", "window_starts", "blend_weights"]

@@ -70,6 +70,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from websockets.asyncio.server import serve as serve_websocket
 from websockets.exceptions import ConnectionClosed
 
 from mage.core.limits import quote
@@ -176,12 +177,10 @@ class PoseServer:
 
     async def serve(self, stop: asyncio.Event, ready: Callable[[int], None] | None = None) -> None:
         """Run until ``stop`` is set; ``ready(port)`` is called once listening."""
-        from websockets.asyncio.server import serve
-
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mage-infer")
         try:
-            async with serve(lambda ws: self._handle(ws, executor), self.host, self.port,
-                             max_size=MAX_FRAME_BYTES, close_timeout=CLOSE_TIMEOUT_S) as server:
+            async with serve_websocket(lambda ws: self._handle(ws, executor), self.host, self.port,
+                                       max_size=MAX_FRAME_BYTES, close_timeout=CLOSE_TIMEOUT_S) as server:
                 port = server.sockets[0].getsockname()[1]
                 self.log(f"mage serve: listening on ws://{self.host}:{port}")
                 if ready is not None:

@@ -19,12 +19,12 @@ are per frame, so a stream at another rate must be resampled by the sender):
    velocities and that row is not kept. From frame 1 on the window holds rows 1..t,
    front-padded by repeating row 1 until it is full (``Pose.padded``): exactly
    ``predict_sequence(mode="online")`` on ``Tracking.condition()``;
-4. one DDIM sample of the window with the fixed noise of ``seed`` (the same noise as
-   ``predict_sequence``, every sampled state of every design); its last row, carried by
-   the online consistency rule (``consistency``, :data:`mage.inference.
-   ONLINE_CONSISTENCY`: plus lambda times the previous output minus the window's own
-   estimate of the previous frame), gives the local rotations, placed so that the head
-   joint is on the tracked head.
+4. one DDIM sample of the window with the fixed noise of ``options.seed`` (the same
+   noise as ``predict_sequence``, every sampled state of every design); its last row,
+   carried by the online consistency rule (``options.consistency``,
+   :data:`mage.inference.options.ONLINE_CONSISTENCY`: plus lambda times the previous
+   output minus the window's own estimate of the previous frame), gives the local
+   rotations, placed so that the head joint is on the tracked head.
 
 Threads: the Streamer leaves them to the caller (``torch.set_num_threads``, or
 ``OnnxMageModel(path, threads=...)``). One is usually best for batch 1 on a small CPU
@@ -52,8 +52,10 @@ from mage.core.constants import CONDITION_DIM, HEAD_JOINT
 from mage.core.kinematics import place_by_head
 from mage.core.skeleton import Skeleton
 from mage.core.tracking import sparse_condition
-from mage.inference import MODEL_FPS, ONLINE_CONSISTENCY, check_consistency
+from mage.inference import MODEL_FPS
 from mage.inference.device import DEVICES, DeviceConfig
+from mage.inference.onnx_export import OnnxMageModel
+from mage.inference.options import SamplingOptions, check_options
 from mage.inference.sequence import carry_consistency
 from mage.inference.tracking_log import TrackingFrame, joint_poses
 from mage.inference.writers import pose_record
@@ -95,20 +97,21 @@ class Streamer:
 
     model_or_session: a MageModel (backend "torch"), or an onnxruntime session, a path
     to an ``.onnx`` from ``mage export`` or an OnnxMageModel (backend "onnx").
-    steps: DDIM steps (default: the model's); seed: the fixed initial noise.
+    options: :class:`~mage.inference.options.SamplingOptions`; a stream uses its
+    ``steps`` (default: the model's), ``seed`` (the fixed initial noise), ``consistency``
+    and ``precision`` (torch backend only); it is online by nature, one window per push,
+    so ``mode``, ``overlap`` and ``batch_size`` do not apply.
     convention: the tracking devices' coordinate convention ("zup", "openxr", "unity"),
     or pass ``devices`` (a DeviceConfig: convention and device-to-joint offsets);
-    skeleton: for placing the pose (default SMPL neutral); precision: "fp32" (default),
-    "bf16" or "int8" for the torch backend (:data:`mage.model.pipeline.PRECISIONS`:
-    approximations with a measured accuracy cost).
+    skeleton: for placing the pose (default SMPL neutral).
     """
 
     latency_frames = LATENCY_FRAMES
 
-    def __init__(self, model_or_session, backend: str = "torch", steps: int | None = None,
-                 seed: int = 0, convention: str = "zup", devices: DeviceConfig | None = None,
-                 skeleton: Skeleton | None = None, precision: str = "fp32",
-                 consistency: float = ONLINE_CONSISTENCY):
+    def __init__(self, model_or_session, backend: str = "torch", options: SamplingOptions = SamplingOptions(),
+                 convention: str = "zup", devices: DeviceConfig | None = None,
+                 skeleton: Skeleton | None = None):
+        check_options(options)
         if backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "torch":
@@ -118,13 +121,10 @@ class Streamer:
         else:
             if isinstance(model_or_session, torch.nn.Module):
                 raise ValueError("backend='onnx' needs an onnxruntime session or a .onnx path, got a torch module")
-            from mage.inference.onnx_export import OnnxMageModel
-
             self.model = model_or_session if isinstance(model_or_session, OnnxMageModel) \
-                else OnnxMageModel(model_or_session, steps)
-        self.sampler = as_sampler(self.model, precision)  # the pipeline (or the ONNX sampler graph)
-        self.consistency = check_consistency(consistency)
-        self.steps = steps
+                else OnnxMageModel(model_or_session, options.steps)
+        self.options = options
+        self.sampler = as_sampler(self.model, options.precision)  # the pipeline (or the ONNX sampler graph)
         self.torch_device = model_device(self.model)
         if devices is not None and convention != "zup" and devices.frame != convention:
             raise ValueError(f"convention={convention!r} contradicts devices.frame={devices.frame!r}; "
@@ -133,7 +133,7 @@ class Streamer:
         self.skeleton = skeleton or Skeleton.smpl22()
         self.window = int(self.sampler.window)
         # {scale: (N, n, d)}: one draw of ``seed`` for every frame, as predict_sequence
-        self._noise = {s: z.to(self.torch_device) for s, z in self.sampler.draw_noise(seed).items()}
+        self._noise = {s: z.to(self.torch_device) for s, z in self.sampler.draw_noise(options.seed).items()}
         self.reset()
 
     def reset(self) -> None:
@@ -177,10 +177,10 @@ class Streamer:
             self._rows += 1
             window = self._buffer
         with torch.inference_mode():
-            d6 = self.sampler.sample(window[None].to(self.torch_device), noise=self._noise, steps=self.steps)
+            d6 = self.sampler.sample(window[None].to(self.torch_device), noise=self._noise, steps=self.options.steps)
         d6 = d6[0, -2:].cpu()  # (2, 22, 6): estimates of the previous and of this frame
         if self._rows > 0:  # a kept row (frame 0's own window is not one: predict_sequence has no row for it)
-            d6 = self._output = carry_consistency(d6[1], d6[0], self._output, self.consistency)
+            d6 = self._output = carry_consistency(d6[1], d6[0], self._output, self.options.consistency)
         else:
             d6 = d6[1]
         R_local = rot.rot6d_to_matrix(d6.double())

@@ -53,6 +53,7 @@ Cleaning (:func:`to_tracking`), after the frame conversion of each valid sample:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import warnings
@@ -267,8 +268,6 @@ def _read_text(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> TrackingLog:
-    import io
-
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     rows = []
     line = 1  # first line of the row being read

@@ -1,6 +1,7 @@
 """Write a predicted Motion: the project's npz, AMASS npz, BVH, or per-frame JSON.
 
-The npz, AMASS and BVH writers are those of :mod:`mage.data.io` (imported lazily).
+The npz, AMASS and BVH writers are those of :mod:`mage.data.io`; the formats and their
+extensions are named in :mod:`mage.inference.options` (torch-free, for the command line).
 The JSON format is this module's (written atomically)::
 
     {"format": "mage-pose-json-v1", "fps": 60.0, "num_frames": T,
@@ -22,9 +23,9 @@ import numpy as np
 
 from mage.core import rotations as rot
 from mage.core.atomic import atomic_write
+from mage.data.io import save_motion
+from mage.inference.options import OUTPUT_FORMATS, OUTPUT_SUFFIXES
 
-FORMATS: tuple[str, ...] = ("npz", "amass", "bvh", "json")
-_EXTENSIONS = {"npz": ".npz", "amass": ".npz", "bvh": ".bvh", "json": ".json"}
 JSON_FORMAT = "mage-pose-json-v1"
 
 
@@ -32,10 +33,10 @@ def format_from_path(path: str | Path) -> str:
     """Default format of an output path: .npz -> npz, .bvh -> bvh, .json -> json."""
     ext = Path(path).suffix.lower()
     for fmt in ("npz", "bvh", "json"):
-        if _EXTENSIONS[fmt] == ext:
+        if OUTPUT_SUFFIXES[fmt] == ext:
             return fmt
     raise ValueError(f"{path}: cannot tell the output format from {ext or '(no extension)'!r}; "
-                     f"use .npz, .bvh or .json, or pass a format ({', '.join(FORMATS)})")
+                     f"use .npz, .bvh or .json, or pass a format ({', '.join(OUTPUT_FORMATS)})")
 
 
 def pose_record(frame: int, rotations_xyzw, positions, trans, fps: float, decimals: int = 6) -> dict:
@@ -69,16 +70,14 @@ def write_motion(motion, path: str | Path, format: str | None = None) -> Path:
     """Write ``motion`` to ``path`` as ``format`` (default: from the extension)."""
     path = Path(path)
     format = format or format_from_path(path)
-    if format not in FORMATS:
-        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
-    if path.suffix.lower() != _EXTENSIONS[format]:
-        raise ValueError(f"{path}: format {format!r} writes {_EXTENSIONS[format]} files")
+    if format not in OUTPUT_FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(OUTPUT_FORMATS)}, got {format!r}")
+    if path.suffix.lower() != OUTPUT_SUFFIXES[format]:
+        raise ValueError(f"{path}: format {format!r} writes {OUTPUT_SUFFIXES[format]} files")
     if format == "json":
         doc = motion_to_json(motion)
         with atomic_write(path, "w") as fh:
             json.dump(doc, fh, separators=(",", ":"))
         return path
-    from mage.data.io import save_motion
-
     save_motion(motion, path, format={"npz": "mage"}.get(format, format))
     return path

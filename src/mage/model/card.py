@@ -20,8 +20,9 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from mage.core.constants import CONDITION_DIM, NUM_JOINTS, ROT6D_DIM
-from mage.model.network import onednn_linear
+from mage.model.config import check_steps
 from mage.model.mage_model import MageModel
+from mage.model.onednn import onednn_linear
 from mage.model.pipeline import MagePipeline
 
 
@@ -100,10 +101,9 @@ def _step_calls(model: MageModel) -> dict[str, Callable[[], object]]:
 
 @torch.no_grad()
 def model_card(model: MageModel, steps: int | None = None) -> ModelCard:
-    """Parameters, FLOPs and memory of ``model`` (batch 1, one window)."""
-    steps = model.config.sampling_steps if steps is None else int(steps)
-    if steps < 1:
-        raise ValueError(f"steps: must be >= 1, got {steps}")
+    """Parameters, FLOPs and memory of ``model`` (batch 1, one window, ``steps`` DDIM
+    steps: default the config's; ValueError unless >= 1)."""
+    steps = check_steps(steps) or model.config.sampling_steps
     was_training = model.training
     model.eval()
     by_stage: dict[str, int] = {}

@@ -20,12 +20,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from mage.core.atomic import atomic_write
+from mage.model.checkpoint_paths import CONFIG_NAME, WEIGHTS_NAME
 from mage.model.config import MageConfig
 from mage.model.mage_model import MageModel
 
 FORMAT = "mage-checkpoint-v1"
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 def save_checkpoint(model: MageModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:

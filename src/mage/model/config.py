@@ -11,12 +11,13 @@ Pure Python: importing this module does not import torch.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import typing
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from mage.core.constants import DEFAULT_GROUPS, NUM_JOINTS, SCALE_ORDER, S3_GROUPS
+from mage.core.constants import DEFAULT_GROUPS, NUM_JOINTS, S3_GROUPS, SCALE_ORDER
 from mage.typed_config import check_config_keys, coerce
 
 DESIGNS = ("gradual", "sequential")  # the values of MageConfig.mode
@@ -24,6 +25,23 @@ FUSIONS = ("c+f", "c+frec", "c+f+frec")
 XT_INPUTS = ("all", "first")
 BLOCKS = ("mlp", "transformer")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+#: numeric precision of sampling (:class:`mage.model.pipeline.MagePipeline`), all but "fp32"
+#: approximations with a measured accuracy cost (measured by the latency benchmark):
+#: "fp32" (the default); "bf16" (torch.autocast: bfloat16 matrix products, the DDIM update
+#: in float32; fast on CPUs with AVX512-BF16 or AMX); "int8" (CPU only: a copy of the model
+#: whose feature-MLP layers, most of the FLOPs, use PyTorch's dynamic int8 quantisation;
+#: for CPUs without bfloat16 support). Here, torch-free, so that options check it cheaply.
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def check_steps(steps: int | None, name: str = "steps") -> int | None:
+    """The DDIM steps of one sample: None (= the config's ``sampling_steps``) or an
+    integer >= 1; anything else is a ValueError naming ``name`` (e.g. "--steps")."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"{name}: expected a positive number of DDIM steps, got {steps}")
+    return int(steps)
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,7 @@ class MageConfig:
             only; later stages get C, F, F_rec as the paper describes) or "all" (each
             stage also fuses its own embedding of x_t). "first" is the default because
             "all" lets per-frame noise reach the output through every stage: on the CMU
-            benchmark (benchmarks/results/cmu_mini.md) it had 2.5x the jitter.
+            benchmark (research/cmu_mini) it had 2.5x the jitter.
         block: temporal block inside a stage, "mlp" (AGRoL-style) or "transformer".
         width: latent width D; depth: blocks per stage, keyed by scale.
         mlp_ratio: hidden width of the feature MLPs = mlp_ratio * width.
@@ -104,8 +122,8 @@ class MageConfig:
     velocity_weight: float = 0.0
     # Second differences weigh an error's high frequencies by omega^2 (velocity: omega):
     # a term aimed at frame-to-frame jitter. Off by default: at weight 20 on the full
-    # recipe it halved the jitter but cost 15% MPJPE and damped the stride
-    # (benchmarks/results/recipe_ablation_acceleration.md).
+    # recipe it halved the jitter but cost 15% MPJPE and damped the stride; the bundled
+    # recipe's weight 2 was chosen on the val split (research/recipe_ablation).
     acceleration_weight: float = 0.0
 
     def __post_init__(self):
@@ -209,7 +227,8 @@ class MageConfig:
 
     def hierarchy(self):
         """The ``ScaleHierarchy`` of the used scales (validates nesting and chains)."""
-        from mage.core.multiscale import ScaleHierarchy
+        # imported here: ScaleHierarchy needs torch, and this module stays torch-free
+        from mage.core.multiscale import ScaleHierarchy  # noqa: PLC0415
 
         groups = {s: self.groups[s] for s in self.scales[:-1]}
         groups["S3"] = S3_GROUPS

@@ -42,18 +42,12 @@ import torch
 from mage.core import rotations as rot
 from mage.core.constants import CONDITION_DIM, NODE_DIM, NUM_JOINTS, ROT6D_DIM
 from mage.core.skeleton import Skeleton
-from mage.model.config import MageConfig
+from mage.model.config import PRECISIONS, MageConfig
 from mage.model.losses import multiscale_loss, pooled_targets
 from mage.model.mage_model import MageModel
-from mage.model.network import convert_linears
+from mage.model.onednn import convert_linears
 from mage.model.scheduler import DDIMScheduler
 
-#: numeric precision of sampling, all but "fp32" approximations with a measured accuracy
-#: cost (benchmarks/latency/results/latency.md): "fp32" (the default); "bf16" (torch.autocast:
-#: bfloat16 matrix products, the DDIM update in float32; fast on CPUs with AVX512-BF16 or
-#: AMX); "int8" (CPU only: a copy of the model whose feature-MLP layers, most of the
-#: FLOPs, use PyTorch's dynamic int8 quantisation; for CPUs without bfloat16 support).
-PRECISIONS = ("fp32", "bf16", "int8")
 Noise = Union[int, torch.Tensor, Mapping[str, torch.Tensor]]
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, str, "torch.Tensor | None"], torch.Tensor]
 

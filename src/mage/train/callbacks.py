@@ -1,6 +1,6 @@
 """The Lightning callbacks of a training run.
 
-- ``RunCheckpoints`` writes the run's checkpoints (layout: mage.train.checkpoints);
+- ``RunCheckpoints`` writes the run's checkpoints (layout: mage.model.checkpoint_paths);
 - ``StepProgressBar``: one bar over the run's steps with steps/s and ETA;
 - ``FirstAndLastStepLogger``: the first and last steps always reach the CSV log.
 """
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+from tqdm.auto import tqdm
 
-from mage.train.checkpoints import FINAL, TRAIN_CONFIG, TRAINER_CKPT, step_dir
+from mage.model.checkpoint import save_checkpoint
+from mage.model.checkpoint_paths import FINAL, TRAIN_CONFIG, TRAINER_CKPT, step_dir
 from mage.train.config import TrainConfig
 
 
@@ -61,8 +63,6 @@ class RunCheckpoints(Checkpoint):
         return d
 
     def _write_inference(self, pl_module, directory: Path, step: int) -> None:
-        from mage.model.checkpoint import save_checkpoint
-
         directory.mkdir(parents=True, exist_ok=True)
         save_checkpoint(pl_module.inference_model, directory, extra={"step": step, "weights": "ema"})
         self.config.save(directory / TRAIN_CONFIG)
@@ -95,8 +95,6 @@ class StepProgressBar(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         if not (self._enabled and trainer.is_global_zero):
             return
-        from tqdm.auto import tqdm
-
         self._bar = tqdm(total=trainer.max_steps, initial=trainer.global_step, desc="train",
                          unit="step", dynamic_ncols=True, smoothing=0.05)
 

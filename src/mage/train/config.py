@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from mage.core.atomic import atomic_write
 from mage.model.config import MageConfig
 from mage.typed_config import check_config_keys, coerce
 
@@ -36,7 +39,7 @@ SHORT_SEQUENCE_RULES = ("pad", "skip")
 # (the dataclass defaults suit a GPU). On a 2-core CPU, mage-small with batch 256 and two
 # data-loader processes competing with the training process for the cores took ~15 s
 # per step; batch 64 in the training process alone takes ~0.4 s (one thread, see the
-# threads section of benchmarks/latency/results/latency.md), as the bundled cmu-small
+# latency benchmark's threads section), as the bundled cmu-small
 # was trained. bf16 is GPU-only; log_every 10 gives a loss curve within minutes.
 CPU_DEFAULTS = {"batch_size": 64, "num_workers": 0, "precision": "32", "log_every": 10}
 # Settings that may change when a run is resumed (how and where it runs, not what it
@@ -70,7 +73,7 @@ class TrainConfig:
         random_yaw: rotate each window by a uniform random angle about the vertical.
         window_stride: frames between the start frames of the windows of one epoch.
         source_balance: alpha in [0, 1] of temperature sampling over the sources
-            (``mage.data.build.source_of``): a source with n windows is drawn with
+            (``mage.data.sequence_ids.source_of``): a source with n windows is drawn with
             probability proportional to n^(1 - alpha). 0 draws every window equally
             (sources in proportion to their size, one permutation per epoch); 1 gives
             every source the same share; any alpha > 0 with two or more sources draws
@@ -184,8 +187,6 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON (atomically)."""
-        from mage.core.atomic import atomic_write
-
         with atomic_write(path, "w") as fh:
             json.dump(self.to_dict(), fh, indent=2)
             fh.write("\n")
@@ -256,8 +257,6 @@ def read_config_file(path: str | Path) -> dict:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from None
     elif suffix in (".yaml", ".yml"):
-        import yaml
-
         try:
             d = yaml.safe_load(text)
         except yaml.YAMLError as err:

@@ -24,6 +24,7 @@ resumed run sees exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +36,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mage.core.constants import CONDITION_DIM
 from mage.core.motion import Motion
 from mage.core.tracking import Tracking
-from mage.data.build import source_of
+from mage.data.dataset import ProcessedDataset, record_to_motion
+from mage.data.sequence_ids import source_of
 from mage.train.config import TrainConfig
 
 _SEED_STRIDE = 1 << 40  # separates the numbers drawn from different seeds
@@ -50,8 +52,6 @@ def _mix(seed: int, k: int) -> int:
     an augmentation stream."""
     if k < _SEED_STRIDE:
         return (seed * _SEED_STRIDE + k) % (1 << 63)
-    import hashlib
-
     digest = hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") % (1 << 63)
 
@@ -79,8 +79,6 @@ class TrainingSplit:
              std_floor: float = 1e-3, split: str | tuple[str, ...] = "train") -> TrainingSplit:
         """``split``: one split name or several (their sequences together; never a test
         sequence: ValueError)."""
-        from mage.data.dataset import ProcessedDataset, record_to_motion
-
         ds = ProcessedDataset(root)
         names = (split,) if isinstance(split, str) else tuple(dict.fromkeys(split))
         ids = [i for name in names for i in ds.ids(name)]
@@ -307,7 +305,7 @@ class WindowDataModule(L.LightningDataModule):
                                        cfg.mirror_prob, cfg.random_yaw, cfg.seed)
 
     def window_sources(self) -> list[str]:
-        """The source (``mage.data.build.source_of``) of each window's sequence."""
+        """The source (``mage.data.sequence_ids.source_of``) of each window's sequence."""
         self.setup("fit")
         return [source_of(self.split.ids[i]) for i in self.windows.sequence.tolist()]
 

@@ -1,9 +1,13 @@
 """``train(config, data_dir, out_dir, resume=False)``: one training run, start to finish.
 
 Wires the pieces together: the data (mage.train.data), the LightningModule
-(mage.train.module), the checkpoints (mage.train.callbacks, layout in mage.train.checkpoints) and a Lightning Trainer
+(mage.train.module), the checkpoints (mage.train.callbacks) and a Lightning Trainer
 that owns the loop, devices, DDP, precision, gradient clipping, the progress bar and the
-CSV logs. The run folder's layout is documented in mage.train.checkpoints.
+CSV logs. The run folder's layout is documented in mage.model.checkpoint_paths.
+
+``trainer.ckpt`` is a torch pickle of the run's own state and is loaded with
+``weights_only=True`` (plain tensors and containers only); ``--resume`` first reads it
+with :func:`check_trainer_ckpt`, so a damaged or tampered file is a one-line error.
 
 Multi-process runs (``strategy="ddp"``) are started by Lightning, which re-runs the
 command line once per extra process; every process calls ``train`` with the same
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -22,28 +27,32 @@ import re
 import warnings
 from pathlib import Path
 
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
+from lightning.pytorch.loggers import CSVLogger
+
 from mage.core.atomic import atomic_write
-from mage.train.checkpoints import (
+from mage.model.checkpoint_paths import (
     CHECKPOINTS,
     FINAL,
+    LOGS,
     TRAIN_CONFIG,
     TRAINER_CKPT,
     TRAINING_DATA,
-    check_trainer_ckpt,
     latest_checkpoint,
     list_checkpoints,
 )
+from mage.train.callbacks import FirstAndLastStepLogger, RunCheckpoints, StepProgressBar
 from mage.train.config import RUNTIME_FIELDS, TrainConfig
-
-LOGS = "logs"
+from mage.train.data import WindowDataModule
+from mage.train.module import MageTrainingModule
 
 
 def resolve_precision(config: TrainConfig) -> TrainConfig:
     """``config`` with bf16-mixed replaced by 32 (and a warning) when it runs on CPU."""
     if config.precision != "bf16-mixed":
         return config
-    import torch
-
     on_cpu = config.accelerator == "cpu" or (config.accelerator == "auto" and not torch.cuda.is_available())
     if not on_cpu:
         return config
@@ -83,10 +92,25 @@ def _check_run_folder(config: TrainConfig, run: Path, resume: bool) -> Path | No
     return ckpt
 
 
+def check_trainer_ckpt(path: str | Path) -> None:
+    """Raise ValueError (one line naming ``path``) unless ``path`` loads with
+    ``torch.load(weights_only=True)`` as a dict with Lightning's ``state_dict``."""
+    path = Path(path)
+    hint = (f"delete {path.parent} to resume from the checkpoint before it, or start a new run")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # untrusted bytes: any failure of the loader is the file's fault
+        msg = " ".join(str(err).split())[:160]
+        raise ValueError(f"{path}: not a readable training checkpoint ({type(err).__name__}: "
+                         f"{msg}); {hint}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise ValueError(f"{path}: not a Lightning training checkpoint (no state_dict); {hint}")
+
+
 def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False) -> Path:
     """Train ``config`` on the ``config.train_splits`` (default "train") of the processed dataset ``data_dir``.
 
-    Writes the run folder ``out_dir`` (see mage.train.checkpoints) and returns the
+    Writes the run folder ``out_dir`` (layout: mage.model.checkpoint_paths) and returns the
     inference checkpoint folder ``out_dir/final``. ``resume=True`` continues from the
     newest complete checkpoint with the same step, optimizer, LR schedule, EMA and data
     order (the config may differ only in RUNTIME_FIELDS).
@@ -134,15 +158,6 @@ def _quiet_lightning():
 
 
 def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> Path:
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
-    from lightning.pytorch.loggers import CSVLogger
-
-    from mage.train.callbacks import FirstAndLastStepLogger, RunCheckpoints, StepProgressBar
-    from mage.train.data import WindowDataModule
-    from mage.train.module import MageTrainingModule
-
     L.seed_everything(config.seed, workers=False, verbose=False)  # same init on every rank
     data = WindowDataModule(data_dir, config)
     data.setup("fit")
@@ -178,8 +193,8 @@ def _fit(config: TrainConfig, run: Path, data_dir: Path, ckpt: Path | None) -> P
               f"({split.num_frames} frames; "
               f"{len(split.padded)} padded, {len(split.skipped)} skipped), {len(data.windows)} "
               f"windows of {config.model.window} frames; model {params / 1e6:.2f} M parameters; "
-              f"{trainer.world_size} process(es) x batch {config.batch_size}, {torch.get_num_threads()} thread(s), precision "
-              f"{config.precision}; " + (f"resuming from {ckpt}" if ckpt else "starting at step 0"),
+              f"{trainer.world_size} process(es) x batch {config.batch_size}, {torch.get_num_threads()} thread(s), "
+              f"precision {config.precision}; " + (f"resuming from {ckpt}" if ckpt else "starting at step 0"),
               flush=True)
         if config.source_balance > 0:
             shares = ", ".join(f"{name or '(top folder)'} {share:.0%}" for name, share in data.source_shares().items())
@@ -195,8 +210,6 @@ def _check_training_data(run: Path, split, config: TrainConfig, resumed: bool) -
     with the config): a resumed run must train on the same ones as when it started:
     ValueError if they changed (a rebuilt dataset, a new val split), a warning for runs
     that predate the record."""
-    import hashlib
-
     ids = sorted(split.ids + split.skipped)
     now = {"splits": list(config.train_splits), "sequences": len(ids),
            "ids_sha1": hashlib.sha1("\n".join(ids).encode()).hexdigest()}

@@ -10,6 +10,11 @@
 Importing this package is cheap; the names above load their module on first use.
 """
 
+import importlib
+
+# The video files render_motion writes, named here (without matplotlib) for `mage render`.
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
 _LAZY = {
     "render_frame": "mage.viz.render",
     "render_motion": "mage.viz.render",
@@ -24,7 +29,5 @@ __all__ = list(_LAZY)
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mage.viz' has no attribute {name!r}")

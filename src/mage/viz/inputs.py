@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mage.core.checks import check_fps
+from mage.core.motion import Motion
 from mage.core.skeleton import SMPL22_JOINT_NAMES, SMPL22_PARENTS
+from mage.data.io import load_motion
 
 TRACKER_NAMES = ("head", "left_wrist", "right_wrist")  # highlighted wherever they exist
 
@@ -60,8 +63,6 @@ def as_sequence(obj, name: str = "motion", fps: float | None = None) -> Skeleton
     ``fps`` overrides the frame rate (an array carries none; a Motion its own).
     ``name`` is used in error messages and kept as the sequence's label.
     """
-    from mage.core.checks import check_fps
-
     if isinstance(obj, SkeletonSequence):
         seq = obj
     elif hasattr(obj, "joint_positions") and hasattr(obj, "skeleton"):  # a Motion
@@ -96,8 +97,6 @@ def as_sequence(obj, name: str = "motion", fps: float | None = None) -> Skeleton
 def load_motion_file(path: str | Path):
     """Read a motion file into a Motion: the project's ``.npz`` (``Motion.save``), or any
     format ``mage.data.io.load_motion`` knows (BVH, AMASS npz, ...)."""
-    from mage.core.motion import Motion
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such motion file")
@@ -107,11 +106,4 @@ def load_motion_file(path: str | Path):
         except ValueError as err:
             if "not a MAGE motion file" not in str(err):
                 raise
-    try:
-        from mage.data.io import load_motion
-    except ImportError:
-        raise ValueError(
-            f"{path}: cannot read this file type here (mage.data.io is unavailable); "
-            "convert it to the project's .npz with Motion.save first"
-        ) from None
     return load_motion(path)

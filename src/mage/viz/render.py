@@ -24,9 +24,20 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v2 as imageio
+import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from mpl_toolkits.mplot3d import proj3d
+from mpl_toolkits.mplot3d.art3d import Line3DCollection
+from tqdm.auto import tqdm
 
 from mage.core.atomic import atomic_path
+from mage.viz import VIDEO_SUFFIXES
 from mage.viz.inputs import SkeletonSequence, as_sequence
 from mage.viz.style import PREDICTION, REFERENCE, TRACKER, TRACKER_LABEL
 
@@ -39,7 +50,6 @@ SHADOW_COLOR = "#e2e2e2"
 ERROR_CMAP = "plasma"
 LAYOUTS = ("side", "overlay")
 COLOR_BY = ("side", "error")
-VIDEO_SUFFIXES = (".mp4", ".gif")
 GRID_STEP_M = 0.5
 # GIF frame delays are whole centiseconds and browsers slow delays under 20 ms down to
 # 100 ms, so GIFs get at most 25 fps by default (60 fps input -> every 3rd frame, 50 ms).
@@ -122,9 +132,6 @@ class SkeletonRenderer:
 
     def _make_figure(self) -> None:
         """The figure, its frame read-out, and the camera path (the reference's pelvis)."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
         self.fig = Figure(figsize=(self.width / 100, self.height / 100), dpi=100, facecolor="white")
         FigureCanvasAgg(self.fig)
         self._frame_text = self.fig.text(0.012, 0.975, "", va="top", ha="left", family="monospace",
@@ -169,10 +176,6 @@ class SkeletonRenderer:
         self._panels.append(_Panel(self, ax, layers))
 
     def _add_colorbar(self):
-        import matplotlib
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import ListedColormap, Normalize
-
         self.norm = Normalize(0.0, self.error_max_cm)
         # plasma without its pale-yellow top, which vanishes on white
         self.cmap = ListedColormap(matplotlib.colormaps[ERROR_CMAP](np.linspace(0.0, 0.88, 256)))
@@ -182,8 +185,6 @@ class SkeletonRenderer:
         cb.ax.tick_params(labelsize=8)
 
     def _add_legend(self, gt_label: str | None, color_by: str):
-        from matplotlib.lines import Line2D
-
         def bone(color, label):
             return Line2D([], [], color=color, linewidth=3.2, label=label)
 
@@ -262,8 +263,6 @@ class SkeletonRenderer:
     def project(self, points, panel: int = 0) -> np.ndarray:
         """Pixel coordinates (x right, y down), shape (N, 2), of world ``points`` (N, 3)
         as drawn in ``panel`` by the last :meth:`frame` call (for tests and overlays)."""
-        from mpl_toolkits.mplot3d import proj3d
-
         if self.current is None:
             raise RuntimeError("project(): draw a frame first")
         ax = self._panels[panel].ax
@@ -301,8 +300,6 @@ class _Panel:
     """One 3D axes: a floor grid, shadows, and one or more skeleton layers."""
 
     def __init__(self, owner: SkeletonRenderer, ax, layers):
-        from mpl_toolkits.mplot3d.art3d import Line3DCollection
-
         self.owner, self.ax = owner, ax
         self.grid = Line3DCollection([], colors=GRID_COLOR, linewidths=0.8, zorder=0)
         ax.add_collection3d(self.grid, autolim=False)
@@ -389,8 +386,6 @@ def render_motion(motion, path, gt=None, fps: float | None = None, layout: str =
         color_by, legend).
     returns: the path written.
     """
-    from tqdm.auto import tqdm
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
@@ -429,8 +424,6 @@ def frame_plan(num_frames: int, src_fps: float | None, suffix: str, every: int |
 @contextlib.contextmanager
 def _video_writer(tmp: str, suffix: str, fps: float):
     """Yield ``write(frame)`` for an MP4 (H.264, yuv420p) or an endlessly looping GIF."""
-    import imageio.v2 as imageio
-
     if suffix == ".mp4":
         writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
                                     pixelformat="yuv420p", macro_block_size=2, quality=7,

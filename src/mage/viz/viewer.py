@@ -11,8 +11,10 @@ and when served by :func:`serve_viewer` / :func:`start_server` on 127.0.0.1.
 
 from __future__ import annotations
 
+import html
 import json
 import threading
+import webbrowser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -71,8 +73,6 @@ def viewer_data(motions, names=None, fps: float | None = None) -> dict:
 
 def render_viewer_html(motions, names=None, fps: float | None = None, title: str = "MAGE viewer") -> str:
     """The page as a string (see :func:`write_viewer_html`)."""
-    import html
-
     data = viewer_data(motions, names, fps)
     # "<" escaped so that no name can close the <script> element early.
     blob = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
@@ -144,8 +144,6 @@ def start_server(page: str | Path, port: int = 8000, host: str = "127.0.0.1") ->
 def serve_viewer(page: str | Path, port: int = 8000, open_browser: bool = True,
                  host: str = "127.0.0.1") -> None:
     """Serve ``page`` until Ctrl-C, optionally opening it in the default browser."""
-    import webbrowser
-
     server, url = start_server(page, port, host)
     print(f"viewer at {url}  (Ctrl-C to stop)", flush=True)
     if open_browser:
