@@ -147,6 +147,13 @@ def model_tag(name: str) -> str:
            f"{fingerprint(folder / 'model.safetensors', folder / 'config.json')}"
 
 
+def dataset_cache(cache_root: str | Path, data: str | Path) -> Path:
+    """The cache folder of one built dataset: named after it and keyed by its manifest, so
+    cached scores are never reused for a rebuilt dataset."""
+    data = Path(data)
+    return Path(cache_root) / f"{data.name}-{fingerprint(data / 'manifest.json')}"
+
+
 def run_eval(key: str, cache: Path, fn) -> dict:
     """fn() -> EvalResult, cached as ``cache/key.json`` (mean metrics, seconds, machine and
     per-sequence rows) and reused when that file exists."""

@@ -40,6 +40,7 @@ from benchmarks.common import (
     ONLINE_JITTER_TARGET,
     ROOT,
     Subset,
+    dataset_cache,
     fingerprint,
     jitter_ratio,
     meets_online_jitter,
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     from mage.model.checkpoint_paths import resolve_checkpoint
 
     dataset = ProcessedDataset(args.data)
-    cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
+    cache = dataset_cache(args.cache, args.data)
     online_set = Subset(dataset, every=args.online_stride)
     results: dict[str, dict] = {}
 

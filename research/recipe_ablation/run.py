@@ -63,7 +63,7 @@ from pathlib import Path
 
 from benchmarks.common import (
     ROOT,
-    fingerprint,
+    dataset_cache,
     jitter_ratio,
     model_tag,
     online_predictor,
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     from mage.data.dataset import ProcessedDataset
 
     dataset = ProcessedDataset(args.data)
-    cache = Path(args.cache) / f"{Path(args.data).name}-{fingerprint(Path(args.data) / 'manifest.json')}"
+    cache = dataset_cache(args.cache, args.data)
     results = {"baseline": score(args.baseline, dataset, cache, args.consistency_sweep),
                "variant": score(args.variant, dataset, cache, args.consistency_sweep,
                                 dict(args.variant_sampling))}

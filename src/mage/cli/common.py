@@ -129,16 +129,10 @@ def check_device(name: str) -> None:
 SAMPLE_HELP = f"{samples.PREFIX}NAME: a clip shipped with the package ({', '.join(samples.sample_names())})"
 
 
-def motion_path(value: str | os.PathLike) -> Path:
-    """A command-line motion file: ``sample:NAME`` is that bundled clip (ValueError, one
-    line listing the samples, for an unknown name); anything else is taken as a path."""
-    return samples.resolve(value)
-
-
 def input_file(path: str | os.PathLike, what: str = "input") -> Path:
-    """``path`` (or the ``sample:NAME`` clip, :func:`motion_path`) if it is an existing
-    file, else a one-line error naming it."""
-    p = motion_path(path)
+    """``path`` (or the ``sample:NAME`` clip, :func:`mage.data.samples.resolve`) if it is
+    an existing file, else a one-line error naming it."""
+    p = samples.resolve(path)
     if p.is_dir():
         raise ValueError(f"{p}: is a folder; expected an {what} file")
     if not p.is_file():

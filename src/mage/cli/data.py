@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mage.cli.common import SAMPLE_HELP, ExamplesHelpFormatter, motion_path
+from mage.cli.common import SAMPLE_HELP, ExamplesHelpFormatter
 from mage.data import samples  # pure Python
 
 # The --help text of each command: examples first (tests/test_docs_examples.py parses
@@ -151,7 +151,7 @@ def run_import(args) -> int:
     from mage.cli.main import CLIError
     from mage.data.io import load_motion
 
-    files = [motion_path(f) for f in args.files]  # sample:NAME -> its file
+    files = [samples.resolve(f) for f in args.files]  # sample:NAME -> its file
     out = Path(args.out)
     if out.suffix.lower() == ".npz":
         if len(files) != 1:
@@ -212,7 +212,7 @@ def _write_map(motion, path) -> None:
 def run_export(args) -> int:
     from mage.data.io import load_motion, save_motion
 
-    motion = load_motion(motion_path(args.input), rig=args.rig, body_model=args.body_model)
+    motion = load_motion(samples.resolve(args.input), rig=args.rig, body_model=args.body_model)
     kwargs = {}
     if args.format == "amass":
         kwargs = {"gender": args.gender, "body_model": args.body_model}
@@ -258,7 +258,7 @@ def motion_height(motion) -> float:
 def run_info(args) -> int:
     if args.file == samples.PREFIX:
         return _samples_info()
-    path = motion_path(args.file)
+    path = samples.resolve(args.file)
     if path.is_dir():
         return _dataset_info(path)
     from mage.data.io import detect_format, load_motion
